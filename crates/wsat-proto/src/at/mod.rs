@@ -1,0 +1,1 @@
+//! The AT port: line discipline, parameters, result codes.
