@@ -17,8 +17,18 @@
 //! Nothing else changes the modem's answers, so a runtime that follows these
 //! two steps never misses an action or a deadline.
 
+mod commands;
+mod link;
+#[cfg(test)]
+mod tests;
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+
+use crate::at::{self, AtError, ErrorKind};
+use link::{LinkSlot, SendRequest};
 
 /// ESP-AT's three WebSocket links, ids 0..=2.
 pub const LINK_COUNT: usize = 3;
@@ -105,49 +115,181 @@ pub enum NetAction {
 
 /// One ESP-AT modem: its AT port state, settings and three links.
 pub struct Modem {
-    _private: (),
+    options: ModemOptions,
+    platform: Box<dyn Platform + Send>,
+    now: u64,
+    input: Input,
+    /// The command line being typed, without its terminator.
+    line: Vec<u8>,
+    /// The line went past [`at::MAX_LINE`]; it ends in `ERROR`.
+    line_overflow: bool,
+    /// The last byte ended a line with CR: an LF right after it is part of
+    /// the same terminator.
+    after_cr: bool,
+    /// Bytes for the AT port, in order.
+    out: Vec<u8>,
+    /// Reports waiting for the host to finish a line or a data prompt.
+    held: Vec<u8>,
+    settings: Settings,
+    links: [LinkSlot; LINK_COUNT],
+    actions: VecDeque<NetAction>,
+}
+
+/// What the AT port is doing with the bytes it receives.
+enum Input {
+    /// Reading a command line.
+    Line,
+    /// After a `>` prompt: exactly `remaining` more raw bytes belong to `target`.
+    Data {
+        remaining: usize,
+        buf: Vec<u8>,
+        target: DataTarget,
+    },
+    /// A command is running; see [`Wait`].
+    Busy(Wait),
+}
+
+/// Where the bytes typed after a prompt go.
+enum DataTarget {
+    WsHead,
+    WsSend(SendRequest),
+}
+
+/// A command still running after its line was read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Wait {
+    /// `AT+WSOPEN` until the link is up or has failed. Input gets `busy p...`.
+    Open(LinkId),
+    /// `AT+WSCLOSE` until the close handshake ends (≤1 s). Input gets `busy p...`.
+    Close(LinkId),
+    /// `AT+WSSEND` until the runtime has written send number `until` of the
+    /// link's connection, or `deadline`. Input is not consumed meanwhile, so
+    /// a host that pipelines its next command loses nothing.
+    Send {
+        link: LinkId,
+        until: u64,
+        deadline: u64,
+    },
+}
+
+/// Settings that `AT+RST` puts back to their defaults.
+struct Settings {
+    echo: bool,
+    syslog: bool,
+    sysstore: u8,
+    cwmode: u8,
+    ssid: Vec<u8>,
+    sntp_enabled: bool,
+    /// `AT+CIPSNTPCFG` timezone: hours in [-12,14], or ±HHMM.
+    timezone: i64,
+    sntp_servers: Vec<Vec<u8>>,
+    /// `AT+WSHEAD` headers, oldest first.
+    headers: Vec<Vec<u8>>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            echo: true,
+            syslog: false,
+            sysstore: 1,
+            cwmode: 1,
+            ssid: b"wsat".to_vec(),
+            sntp_enabled: true,
+            timezone: 0,
+            sntp_servers: alloc::vec![b"pool.ntp.org".to_vec()],
+            headers: Vec::new(),
+        }
+    }
 }
 
 impl Modem {
     /// A modem fresh from reset; its first output is `\r\nready\r\n`.
-    pub fn new(
-        _options: ModemOptions,
-        _platform: alloc::boxed::Box<dyn Platform + Send>,
-        _now: u64,
-    ) -> Self {
-        todo!("modem")
+    pub fn new(options: ModemOptions, platform: Box<dyn Platform + Send>, now: u64) -> Self {
+        Modem {
+            options,
+            platform,
+            now,
+            input: Input::Line,
+            line: Vec::new(),
+            line_overflow: false,
+            after_cr: false,
+            out: at::READY.to_vec(),
+            held: Vec::new(),
+            settings: Settings::default(),
+            links: Default::default(),
+            actions: VecDeque::new(),
+        }
     }
 
     /// Bytes from the AT port. Returns how many were consumed; the rest must
-    /// be offered again after the next event (the modem is waiting on the
-    /// network, e.g. for a `SEND OK`).
-    pub fn host_input(&mut self, _bytes: &[u8], _now: u64) -> usize {
-        todo!("modem")
+    /// be offered again after the next event (the modem is waiting for the
+    /// network to take an `AT+WSSEND`'s data).
+    pub fn host_input(&mut self, bytes: &[u8], now: u64) -> usize {
+        self.now = now;
+        let mut consumed = 0;
+        while consumed < bytes.len() {
+            let rest = &bytes[consumed..];
+            consumed += match self.input {
+                Input::Line => self.line_input(rest),
+                Input::Data { .. } => self.data_input(rest),
+                Input::Busy(Wait::Send { .. }) => break,
+                Input::Busy(_) => self.busy_input(rest),
+            };
+        }
+        self.release_held();
+        consumed
     }
 
     /// An event on `link`'s current connection.
-    pub fn net_event(&mut self, _link: LinkId, _event: NetEvent<'_>, _now: u64) {
-        todo!("modem")
+    pub fn net_event(&mut self, link: LinkId, event: NetEvent<'_>, now: u64) {
+        self.now = now;
+        if usize::from(link) < LINK_COUNT {
+            self.link_event(link, event);
+        }
+        self.release_held();
     }
 
     /// Call when `now` has reached the deadline from [`Modem::poll_timeout`].
-    pub fn handle_timeout(&mut self, _now: u64) {
-        todo!("modem")
+    /// Calling it early or late is harmless.
+    pub fn handle_timeout(&mut self, now: u64) {
+        self.now = now;
+        if let Input::Busy(Wait::Send { deadline, .. }) = self.input {
+            if now >= deadline {
+                self.send_timed_out();
+            }
+        }
+        for link in 0..LINK_COUNT as LinkId {
+            self.link_timeout(link);
+        }
+        self.release_held();
     }
 
     /// Appends the bytes waiting for the AT port to `out`.
-    pub fn poll_host_output(&mut self, _out: &mut Vec<u8>) {
-        todo!("modem")
+    pub fn poll_host_output(&mut self, out: &mut Vec<u8>) {
+        if out.is_empty() {
+            core::mem::swap(out, &mut self.out);
+        } else {
+            out.append(&mut self.out);
+        }
     }
 
     /// The next thing to do on the network.
     pub fn poll_net_action(&mut self) -> Option<NetAction> {
-        todo!("modem")
+        self.actions.pop_front()
     }
 
     /// The earliest deadline (ms, same clock as `now`), if any.
     pub fn poll_timeout(&self) -> Option<u64> {
-        todo!("modem")
+        let send = match self.input {
+            Input::Busy(Wait::Send { deadline, .. }) => Some(deadline),
+            _ => None,
+        };
+        self.links
+            .iter()
+            .filter_map(LinkSlot::deadline)
+            .chain(send)
+            .min()
     }
 
     /// Bytes of reports held back (during a data prompt or a half-typed echoed
@@ -155,6 +297,135 @@ impl Modem {
     /// the runtime's own unwritten host output when deciding to stop reading
     /// the links' sockets.
     pub fn held_output_len(&self) -> usize {
-        todo!("modem")
+        self.held.len()
+    }
+
+    // --- the line discipline -------------------------------------------
+
+    /// Command-line bytes: echo, collect, and run the line at its end.
+    fn line_input(&mut self, bytes: &[u8]) -> usize {
+        let mut used = 0;
+        for &b in bytes {
+            used += 1;
+            let after_cr = core::mem::replace(&mut self.after_cr, false);
+            if b == b'\n' && after_cr {
+                // The LF of a CR LF whose CR already ran the line. Its echo
+                // went out with the CR when both came together.
+                continue;
+            }
+            if self.settings.echo {
+                self.out.push(b);
+            }
+            match b {
+                b'\r' | b'\n' => {
+                    if b == b'\r' {
+                        self.after_cr = true;
+                        // Echo CR LF together when the LF is already here.
+                        if self.settings.echo && bytes.get(used) == Some(&b'\n') {
+                            self.out.push(b'\n');
+                        }
+                    }
+                    self.end_of_line();
+                    return used;
+                }
+                _ if self.line.len() < at::MAX_LINE => self.line.push(b),
+                _ => self.line_overflow = true,
+            }
+        }
+        used
+    }
+
+    fn end_of_line(&mut self) {
+        let line = core::mem::take(&mut self.line);
+        if core::mem::take(&mut self.line_overflow) {
+            self.error(AtError::new(ErrorKind::ParamLength, 0));
+        } else if !line.is_empty() {
+            self.run_line(&line);
+        }
+    }
+
+    /// Raw bytes after a prompt: never echoed, never unescaped.
+    fn data_input(&mut self, bytes: &[u8]) -> usize {
+        let Input::Data { remaining, buf, .. } = &mut self.input else {
+            return 0;
+        };
+        let take = bytes.len().min(*remaining);
+        buf.extend_from_slice(&bytes[..take]);
+        *remaining -= take;
+        if *remaining == 0 {
+            // Bytes after the data start a new line.
+            self.after_cr = false;
+            if let Input::Data { buf, target, .. } = core::mem::replace(&mut self.input, Input::Line)
+            {
+                match target {
+                    DataTarget::WsHead => self.wshead_data(buf),
+                    DataTarget::WsSend(request) => self.wssend_data(request, buf),
+                }
+            }
+        }
+        take
+    }
+
+    /// Input while `AT+WSOPEN`/`AT+WSCLOSE` run: discarded, one `busy p...`
+    /// per line the host tried to send.
+    fn busy_input(&mut self, bytes: &[u8]) -> usize {
+        for &b in bytes {
+            let after_cr = core::mem::replace(&mut self.after_cr, b == b'\r');
+            if b == b'\r' || (b == b'\n' && !after_cr) {
+                self.out.extend_from_slice(at::BUSY);
+            }
+        }
+        bytes.len()
+    }
+
+    // --- output ----------------------------------------------------------
+
+    fn ok(&mut self) {
+        self.out.extend_from_slice(at::OK);
+    }
+
+    fn error(&mut self, err: AtError) {
+        at::write_error(&mut self.out, err, self.settings.syslog);
+    }
+
+    /// A command that was running has its answer; the port reads lines again.
+    fn finish_wait(&mut self, result: Result<&[u8], AtError>) {
+        self.input = Input::Line;
+        match result {
+            Ok(code) => self.out.extend_from_slice(code),
+            Err(err) => self.error(err),
+        }
+    }
+
+    /// Whether an unsolicited report would now land inside something the
+    /// host is in the middle of: an echoed half line, a data prompt, or a
+    /// send waiting for its `SEND OK`.
+    fn holding_reports(&self) -> bool {
+        match self.input {
+            Input::Line => self.settings.echo && !self.line.is_empty(),
+            Input::Data { .. } | Input::Busy(Wait::Send { .. }) => true,
+            Input::Busy(_) => false,
+        }
+    }
+
+    /// An unsolicited report (`+WS_...`), now or once the host is done.
+    fn report(&mut self, bytes: &[u8]) {
+        self.report_with(|out| out.extend_from_slice(bytes));
+    }
+
+    /// Like [`Modem::report`], writing straight into the right buffer.
+    fn report_with(&mut self, write: impl FnOnce(&mut Vec<u8>)) {
+        self.release_held();
+        if self.holding_reports() {
+            write(&mut self.held);
+        } else {
+            write(&mut self.out);
+        }
+    }
+
+    fn release_held(&mut self) {
+        if !self.held.is_empty() && !self.holding_reports() {
+            self.out.append(&mut self.held);
+        }
     }
 }

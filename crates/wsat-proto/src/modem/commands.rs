@@ -1,0 +1,582 @@
+//! The command table and the handlers of every AT command.
+use alloc::format;
+use alloc::vec::Vec;
+
+use super::link::{DataFormat, LinkConfig, SendRequest};
+use super::{DataTarget, Input, Modem, Settings, Wait};
+use crate::at::{self, Args, AtError, ErrorKind};
+use crate::modem::{LinkId, LINK_COUNT};
+use crate::ws::{self, opcode};
+
+/// ESP-AT release whose command set we speak; host drivers check ≥ 3.2.0.0.
+pub const AT_VERSION: &str = "3.4.0.0";
+
+/// The four forms of an AT command.
+pub(super) enum Form<'a> {
+    Test,
+    Query,
+    Set(&'a [u8]),
+    Execute,
+}
+
+/// How a handler answered.
+pub(super) enum Reply {
+    /// `\r\nOK\r\n`.
+    Ok,
+    /// The handler wrote its whole answer itself.
+    Done,
+    /// Prompt, then exactly `len` raw bytes for `target`.
+    Prompt(usize, DataTarget),
+    /// The command keeps running; its answer comes later.
+    Busy(Wait),
+}
+
+type Handler = fn(&mut Modem, Form<'_>) -> Result<Reply, AtError>;
+
+/// One row of the table: the name after `AT`, which forms exist, the handler.
+struct Command {
+    name: &'static str,
+    test: bool,
+    query: bool,
+    set: bool,
+    execute: bool,
+    handler: Handler,
+}
+
+const fn cmd(name: &'static str, forms: [bool; 4], handler: Handler) -> Command {
+    let [test, query, set, execute] = forms;
+    Command {
+        name,
+        test,
+        query,
+        set,
+        execute,
+        handler,
+    }
+}
+
+const EXEC: [bool; 4] = [false, false, false, true];
+const QUERY: [bool; 4] = [false, true, false, false];
+const QUERY_SET: [bool; 4] = [false, true, true, false];
+const SET: [bool; 4] = [false, false, true, false];
+
+/// Every command wsat knows, in `AT+CMD?` order.
+const COMMANDS: &[Command] = &[
+    cmd("", EXEC, |_, _| Ok(Reply::Ok)),
+    cmd("E0", EXEC, |m, _| m.set_echo(false)),
+    cmd("E1", EXEC, |m, _| m.set_echo(true)),
+    cmd("+RST", EXEC, |m, _| m.cmd_rst()),
+    cmd("+GMR", EXEC, |m, _| m.cmd_gmr()),
+    cmd("+CMD", QUERY, |m, _| m.cmd_cmd()),
+    cmd("+SYSSTORE", QUERY_SET, Modem::cmd_sysstore),
+    cmd("+SYSLOG", QUERY_SET, Modem::cmd_syslog),
+    cmd("+CWMODE", [true, true, true, false], Modem::cmd_cwmode),
+    cmd("+CWJAP", [false, true, true, true], Modem::cmd_cwjap),
+    cmd("+CWSTATE", QUERY, |m, _| m.cmd_cwstate()),
+    cmd("+CIPSNTPCFG", QUERY_SET, Modem::cmd_cipsntpcfg),
+    cmd("+CIPSNTPTIME", QUERY, |m, _| m.cmd_cipsntptime()),
+    cmd("+WSCFG", SET, Modem::cmd_wscfg),
+    cmd("+WSHEAD", QUERY_SET, Modem::cmd_wshead),
+    cmd("+WSOPEN", QUERY_SET, Modem::cmd_wsopen),
+    cmd("+WSSEND", SET, Modem::cmd_wssend),
+    cmd("+WSDATAFMT", SET, Modem::cmd_wsdatafmt),
+    cmd("+WSCLOSE", SET, Modem::cmd_wsclose),
+];
+
+/// Longest `AT+WSHEAD` header, and all of them together.
+const MAX_HEADER: i64 = 4096;
+const MAX_HEADERS_TOTAL: usize = 16 * 1024;
+
+/// Reconnecting and failed opens wait this long, as ESP-AT does.
+const DEFAULT_CONNECT_TIMEOUT_MS: i64 = 15_000;
+/// What a timeout of 0 means: the network timeout of ESP's client.
+pub(super) const NETWORK_TIMEOUT_MS: u64 = 10_000;
+
+fn link_id(args: &Args) -> Result<LinkId, AtError> {
+    Ok(args.int(0, 0..=LINK_COUNT as i64 - 1)? as LinkId)
+}
+
+/// A header value or similar that goes into the request as is.
+fn valid_header_text(value: &[u8]) -> bool {
+    !value.iter().any(|&b| matches!(b, b'\r' | b'\n' | 0))
+}
+
+impl Modem {
+    /// Parses and runs one command line (terminator removed, not empty).
+    pub(super) fn run_line(&mut self, line: &[u8]) {
+        let result = match line.strip_prefix(b"AT") {
+            None => Err(AtError::new(ErrorKind::NoAt, 0)),
+            Some(rest) => self.dispatch(rest),
+        };
+        match result {
+            Ok(Reply::Ok) => self.ok(),
+            Ok(Reply::Done) => {}
+            Ok(Reply::Prompt(len, target)) => {
+                self.out.extend_from_slice(at::PROMPT);
+                self.input = Input::Data {
+                    remaining: len,
+                    buf: Vec::with_capacity(len),
+                    target,
+                };
+            }
+            Ok(Reply::Busy(wait)) => self.input = Input::Busy(wait),
+            Err(err) => self.error(err),
+        }
+    }
+
+    fn dispatch(&mut self, rest: &[u8]) -> Result<Reply, AtError> {
+        let name_len = rest
+            .iter()
+            .position(|&b| b == b'=' || b == b'?')
+            .unwrap_or(rest.len());
+        let (name, tail) = rest.split_at(name_len);
+        let unsupported = AtError::new(ErrorKind::Unsupported, 0);
+        let command = COMMANDS
+            .iter()
+            .find(|c| c.name.as_bytes() == name)
+            .ok_or(unsupported)?;
+        let (form, has_form) = match tail {
+            b"" => (Form::Execute, command.execute),
+            b"?" => (Form::Query, command.query),
+            b"=?" => (Form::Test, command.test),
+            [b'=', params @ ..] => (Form::Set(params), command.set),
+            _ => return Err(unsupported),
+        };
+        if !has_form {
+            return Err(AtError::new(ErrorKind::OpError, 0));
+        }
+        (command.handler)(self, form)
+    }
+
+    fn set_echo(&mut self, on: bool) -> Result<Reply, AtError> {
+        self.settings.echo = on;
+        Ok(Reply::Ok)
+    }
+
+    fn cmd_rst(&mut self) -> Result<Reply, AtError> {
+        self.ok();
+        self.reset();
+        self.out.extend_from_slice(at::READY);
+        Ok(Reply::Done)
+    }
+
+    /// Back to power-on state: links dropped without reports, settings default.
+    fn reset(&mut self) {
+        for link in 0..LINK_COUNT as LinkId {
+            if self.links[usize::from(link)].client.is_some() {
+                self.drop_connection(link);
+            }
+        }
+        self.links = Default::default();
+        self.settings = Settings::default();
+        self.held.clear();
+        self.line.clear();
+        self.line_overflow = false;
+        self.input = Input::Line;
+    }
+
+    fn cmd_gmr(&mut self) -> Result<Reply, AtError> {
+        let (commit, time) = (&self.options.commit, &self.options.build_time);
+        let version = env!("CARGO_PKG_VERSION");
+        let text = format!(
+            "AT version:{AT_VERSION}({commit} - wsat - {time})\r\n\
+             SDK version:wsat v{version}\r\n\
+             compile time({commit}):{time}\r\n\
+             Bin version:{}(wsat)\r\n",
+            &AT_VERSION[..AT_VERSION.len() - 2]
+        );
+        self.out.extend_from_slice(text.as_bytes());
+        Ok(Reply::Ok)
+    }
+
+    fn cmd_cmd(&mut self) -> Result<Reply, AtError> {
+        for (index, c) in COMMANDS.iter().enumerate() {
+            let line = format!(
+                "+CMD:{index},\"AT{}\",{},{},{},{}\r\n",
+                c.name, c.test as u8, c.query as u8, c.set as u8, c.execute as u8
+            );
+            self.out.extend_from_slice(line.as_bytes());
+        }
+        Ok(Reply::Ok)
+    }
+
+    /// Writes `+<name>:<value>\r\n`.
+    fn info(&mut self, name: &str, value: &str) {
+        self.out
+            .extend_from_slice(format!("+{name}:{value}\r\n").as_bytes());
+    }
+
+    fn cmd_sysstore(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        match form {
+            Form::Set(p) => self.settings.sysstore = Args::parse(p, 1)?.int(0, 0..=1)? as u8,
+            _ => self.info("SYSSTORE", &format!("{}", self.settings.sysstore)),
+        }
+        Ok(Reply::Ok)
+    }
+
+    fn cmd_syslog(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        match form {
+            Form::Set(p) => self.settings.syslog = Args::parse(p, 1)?.int(0, 0..=1)? == 1,
+            _ => self.info("SYSLOG", if self.settings.syslog { "1" } else { "0" }),
+        }
+        Ok(Reply::Ok)
+    }
+
+    fn cmd_cwmode(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        match form {
+            Form::Test => self.info("CWMODE", "(0-3)"),
+            Form::Set(p) => {
+                let args = Args::parse(p, 2)?;
+                let mode = args.int(0, 0..=3)?;
+                args.opt_int(1, 0..=1)?;
+                self.settings.cwmode = mode as u8;
+            }
+            _ => self.info("CWMODE", &format!("{}", self.settings.cwmode)),
+        }
+        Ok(Reply::Ok)
+    }
+
+    /// The machine is always online: joining "succeeds" at once.
+    fn cmd_cwjap(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        match form {
+            Form::Query => {
+                let ssid = self.quoted_ssid();
+                self.info("CWJAP", &format!("{ssid},\"02:00:00:00:00:01\",1,-40,0,1,3,0,1"));
+                return Ok(Reply::Ok);
+            }
+            Form::Set(p) => {
+                let args = Args::parse(p, 9)?;
+                let ssid = args.opt_str(0)?;
+                args.opt_str(1)?;
+                args.opt_str(2)?;
+                for i in 3..args.len() {
+                    args.opt_int(i, 0..=i64::from(u16::MAX))?;
+                }
+                if let Some(ssid) = ssid {
+                    self.settings.ssid = ssid.to_vec();
+                }
+            }
+            _ => {}
+        }
+        self.out.extend_from_slice(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");
+        Ok(Reply::Ok)
+    }
+
+    fn quoted_ssid(&self) -> alloc::string::String {
+        format!("\"{}\"", alloc::string::String::from_utf8_lossy(&self.settings.ssid))
+    }
+
+    fn cmd_cwstate(&mut self) -> Result<Reply, AtError> {
+        let ssid = self.quoted_ssid();
+        self.info("CWSTATE", &format!("2,{ssid}"));
+        Ok(Reply::Ok)
+    }
+
+    fn cmd_cipsntpcfg(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let Form::Set(p) = form else {
+            let s = &self.settings;
+            let mut value = format!("{},{}", s.sntp_enabled as u8, s.timezone);
+            for server in &s.sntp_servers {
+                value += &format!(",\"{}\"", alloc::string::String::from_utf8_lossy(server));
+            }
+            self.info("CIPSNTPCFG", &value);
+            return Ok(Reply::Ok);
+        };
+        let args = Args::parse(p, 5)?;
+        let enabled = args.int(0, 0..=1)? == 1;
+        let timezone = args.opt_int(1, -1200..=1400)?.unwrap_or(0);
+        if !(-12..=14).contains(&timezone) && !valid_hhmm(timezone) {
+            return Err(AtError::new(ErrorKind::ParamInvalid, 2));
+        }
+        let mut servers = Vec::new();
+        for i in 2..args.len() {
+            if let Some(server) = args.opt_str(i)? {
+                servers.push(server.to_vec());
+            }
+        }
+        let s = &mut self.settings;
+        s.sntp_enabled = enabled;
+        s.timezone = timezone;
+        if !servers.is_empty() {
+            s.sntp_servers = servers;
+        }
+        self.ok();
+        if enabled {
+            // The host clock is already right: report the sync at once.
+            self.report(b"+TIME_UPDATED\r\n");
+        }
+        Ok(Reply::Done)
+    }
+
+    fn cmd_cipsntptime(&mut self) -> Result<Reply, AtError> {
+        let offset = timezone_offset_secs(self.settings.timezone);
+        let time = self.platform.unix_time().unwrap_or(0) + offset;
+        self.info("CIPSNTPTIME", &asctime(time));
+        Ok(Reply::Ok)
+    }
+
+    // --- WebSocket commands ------------------------------------------------
+
+    fn cmd_wscfg(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let Form::Set(p) = form else {
+            return Err(AtError::new(ErrorKind::OpError, 0));
+        };
+        let args = Args::parse(p, 7)?;
+        let link = link_id(&args)?;
+        let defaults = LinkConfig::default();
+        let ping_interval = args.opt_int(1, 1..=7200)?;
+        let pong_timeout = args.opt_int(2, 1..=7200)?;
+        if args.len() < 3 {
+            return Err(AtError::new(ErrorKind::ParamCount, args.len() as u16));
+        }
+        let buffer_size = args.opt_int(3, 1..=16384)?;
+        let auth_mode = args.opt_int(4, 0..=3)?.unwrap_or(0) as u8;
+        let pki = args.opt_int(5, 0..=255)?;
+        let ca = args.opt_int(6, 0..=255)?;
+        if auth_mode != 0 && (pki.is_none() || ca.is_none()) {
+            return Err(AtError::new(ErrorKind::ParamCount, args.len() as u16));
+        }
+        let config = LinkConfig {
+            ping_interval_ms: ping_interval.map_or(defaults.ping_interval_ms, |s| s as u64 * 1000),
+            pong_timeout_ms: pong_timeout.map_or(defaults.pong_timeout_ms, |s| s as u64 * 1000),
+            buffer_size: buffer_size.map_or(defaults.buffer_size, |n| n as usize),
+            tls: self.load_tls(auth_mode, pki.unwrap_or(0), ca.unwrap_or(0))?,
+        };
+        self.links[usize::from(link)].pending_config = Some(config);
+        Ok(Reply::Ok)
+    }
+
+    /// TLS material for `auth_mode`, read now as ESP-AT does. The
+    /// certificate store arrives with wss:// support; until then modes 1–3
+    /// find nothing.
+    fn load_tls(
+        &mut self,
+        auth_mode: u8,
+        _pki: i64,
+        _ca: i64,
+    ) -> Result<crate::modem::TlsParams, AtError> {
+        let missing: &[u8] = match auth_mode {
+            0 => {
+                return Ok(crate::modem::TlsParams::default());
+            }
+            1 | 3 => b"NO CERT FOUND\r\n",
+            _ => b"NO CA FOUND\r\n",
+        };
+        self.out.extend_from_slice(missing);
+        Err(AtError::exec())
+    }
+
+    fn cmd_wshead(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let Form::Set(p) = form else {
+            for (index, header) in self.settings.headers.iter().rev().enumerate() {
+                self.out
+                    .extend_from_slice(format!("+WSHEAD:{index},\"").as_bytes());
+                self.out.extend_from_slice(header);
+                self.out.extend_from_slice(b"\"\r\n");
+            }
+            return Ok(Reply::Ok);
+        };
+        let len = Args::parse(p, 1)?.int(0, 0..=MAX_HEADER)? as usize;
+        if len == 0 {
+            self.settings.headers.clear();
+            return Ok(Reply::Ok);
+        }
+        Ok(Reply::Prompt(len, DataTarget::WsHead))
+    }
+
+    pub(super) fn wshead_data(&mut self, header: Vec<u8>) {
+        let total: usize = self.settings.headers.iter().map(Vec::len).sum();
+        let valid = match header.iter().position(|&b| b == b':') {
+            Some(colon) => !header[..colon].iter().all(u8::is_ascii_whitespace),
+            None => false,
+        };
+        if valid && valid_header_text(&header) && total + header.len() <= MAX_HEADERS_TOTAL {
+            self.settings.headers.push(header);
+            self.ok();
+        } else {
+            self.error(AtError::new(ErrorKind::ParamInvalid, 1));
+        }
+    }
+
+    fn cmd_wsopen(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let Form::Set(p) = form else {
+            for link in 0..LINK_COUNT as LinkId {
+                if let Some((state, uri)) = self.link_summary(link) {
+                    self.out
+                        .extend_from_slice(format!("+WSOPEN:{link},{state},\"").as_bytes());
+                    self.out.extend_from_slice(&uri);
+                    self.out.extend_from_slice(b"\"\r\n");
+                }
+            }
+            return Ok(Reply::Ok);
+        };
+        let args = Args::parse(p, 5)?;
+        let link = link_id(&args)?;
+        let uri_text = args.str(1)?;
+        let uri = core::str::from_utf8(uri_text)
+            .ok()
+            .and_then(|text| ws::parse_ws_uri(text).ok())
+            .ok_or(AtError::new(ErrorKind::ParamInvalid, 2))?;
+        let subprotocol = args.opt_str(2)?.filter(|s| !s.is_empty());
+        if !subprotocol.is_none_or(valid_header_text) {
+            return Err(AtError::new(ErrorKind::ParamInvalid, 3));
+        }
+        let timeout = args.opt_int(3, 0..=180_000)?.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS) as u64;
+        let auth = args.opt_str(4)?.filter(|s| !s.is_empty());
+        if !auth.is_none_or(valid_header_text) {
+            return Err(AtError::new(ErrorKind::ParamInvalid, 5));
+        }
+        if self.links[usize::from(link)].client.is_some() {
+            return Err(AtError::exec());
+        }
+        let timeout = if timeout == 0 { NETWORK_TIMEOUT_MS } else { timeout };
+        self.open_link(
+            link,
+            uri_text.to_vec(),
+            uri,
+            subprotocol.map(<[u8]>::to_vec),
+            auth.map(<[u8]>::to_vec),
+            timeout,
+        );
+        Ok(Reply::Busy(Wait::Open(link)))
+    }
+
+    fn cmd_wssend(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let Form::Set(p) = form else {
+            return Err(AtError::new(ErrorKind::OpError, 0));
+        };
+        let args = Args::parse(p, 5)?;
+        let link = link_id(&args)?;
+        let len = args.int(1, 0..=16384)? as usize;
+        let op = args.opt_int(2, 0..=15)?.unwrap_or(1) as u8;
+        let timeout = args.opt_int(3, 0..=60_000)?.unwrap_or(10_000) as u64;
+        let fin = args.opt_int(4, 0..=1)?.unwrap_or(1) == 1;
+        let invalid = |i| Err(AtError::new(ErrorKind::ParamInvalid, i));
+        // RFC 6455 §5.5: control frames are never fragmented and carry ≤125 bytes.
+        if opcode::is_control(op) && len > 125 {
+            return invalid(2);
+        }
+        let data_frame = matches!(op, opcode::CONTINUATION | opcode::TEXT | opcode::BINARY);
+        if !fin && !data_frame {
+            return invalid(5);
+        }
+        let message_open = self.can_send(link)?;
+        // Continuations need a message to continue; a new message must not
+        // start inside one (the server would fail the connection).
+        if op == opcode::CONTINUATION && !message_open {
+            return invalid(3);
+        }
+        if (op == opcode::TEXT || op == opcode::BINARY) && message_open {
+            return invalid(3);
+        }
+        let timeout = if timeout == 0 { NETWORK_TIMEOUT_MS } else { timeout };
+        let request = SendRequest {
+            link,
+            opcode: op,
+            fin,
+            timeout_ms: timeout,
+        };
+        if len == 0 {
+            Ok(Reply::Busy(self.send_data(request, &[])))
+        } else {
+            Ok(Reply::Prompt(len, DataTarget::WsSend(request)))
+        }
+    }
+
+    pub(super) fn wssend_data(&mut self, request: SendRequest, data: Vec<u8>) {
+        // The link may have dropped while the host was typing.
+        if self.can_send(request.link).is_err() {
+            self.error(AtError::exec());
+            return;
+        }
+        self.input = Input::Busy(self.send_data(request, &data));
+    }
+
+    fn cmd_wsdatafmt(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let Form::Set(p) = form else {
+            return Err(AtError::new(ErrorKind::OpError, 0));
+        };
+        let args = Args::parse(p, 3)?;
+        let link = link_id(&args)?;
+        let defaults = DataFormat::default();
+        let level = args.opt_int(1, 0..=2)?.map_or(defaults.level, |l| l as u8);
+        let mask = args.opt_int(2, 1..=63)?.map_or(defaults.mask, |m| m as u8);
+        self.links[usize::from(link)].format = DataFormat { level, mask };
+        Ok(Reply::Ok)
+    }
+
+    fn cmd_wsclose(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let Form::Set(p) = form else {
+            return Err(AtError::new(ErrorKind::OpError, 0));
+        };
+        let link = link_id(&Args::parse(p, 1)?)?;
+        Ok(match self.close_link(link) {
+            Some(wait) => Reply::Busy(wait),
+            None => Reply::Ok,
+        })
+    }
+}
+
+/// `AT+CIPSNTPCFG` accepts hours or ±HHMM with minutes 00, 30 or 45.
+fn valid_hhmm(tz: i64) -> bool {
+    let (hours, minutes) = (tz / 100, (tz % 100).abs());
+    (-12..=14).contains(&hours) && matches!(minutes, 0 | 30 | 45)
+}
+
+fn timezone_offset_secs(tz: i64) -> i64 {
+    if (-12..=14).contains(&tz) {
+        tz * 3600
+    } else {
+        let sign = tz.signum();
+        sign * ((tz.abs() / 100) * 3600 + (tz.abs() % 100) * 60)
+    }
+}
+
+/// C's `asctime` without the newline: `Mon Oct 18 20:12:27 2021`.
+fn asctime(unix: i64) -> alloc::string::String {
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[days.rem_euclid(7) as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60,
+        year
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asctime_matches_c() {
+        assert_eq!(asctime(0), "Thu Jan  1 00:00:00 1970");
+        assert_eq!(asctime(1_634_587_947), "Mon Oct 18 20:12:27 2021");
+        assert_eq!(asctime(951_782_400), "Tue Feb 29 00:00:00 2000");
+    }
+
+    #[test]
+    fn timezones() {
+        assert_eq!(timezone_offset_secs(8), 8 * 3600);
+        assert_eq!(timezone_offset_secs(-530), -(5 * 3600 + 30 * 60));
+        assert!(valid_hhmm(545) && !valid_hhmm(1299) && !valid_hhmm(1520));
+    }
+}

@@ -1,0 +1,834 @@
+//! The modem fed bytes and events, asserting exact AT output and exact frames.
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::*;
+use crate::ws;
+
+/// Deterministic "randomness" and a fixed wall clock.
+struct FakePlatform(u8);
+
+impl Platform for FakePlatform {
+    fn fill_random(&mut self, buf: &mut [u8]) {
+        for b in buf {
+            self.0 = self.0.wrapping_mul(31).wrapping_add(7);
+            *b = self.0;
+        }
+    }
+    fn unix_time(&self) -> Option<i64> {
+        Some(1_634_587_947)
+    }
+}
+
+/// A modem with its `ready` read, and a clock.
+struct Rig {
+    modem: Modem,
+    now: u64,
+}
+
+/// A frame the client sent, unmasked.
+#[derive(Debug, PartialEq, Eq)]
+struct ClientFrame {
+    fin: bool,
+    opcode: u8,
+    payload: Vec<u8>,
+}
+
+fn frame(fin: bool, opcode: u8, payload: &[u8]) -> ClientFrame {
+    ClientFrame {
+        fin,
+        opcode,
+        payload: payload.to_vec(),
+    }
+}
+
+/// An unmasked server frame.
+fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = vec![(fin as u8) << 7 | opcode];
+    match payload.len() {
+        n if n < 126 => out.push(n as u8),
+        n if n < 65536 => {
+            out.push(126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Parses masked client frames; panics (test failure) on anything else.
+fn parse_client_frames(mut bytes: &[u8]) -> Vec<ClientFrame> {
+    let mut frames = Vec::new();
+    while !bytes.is_empty() {
+        let fin = bytes[0] & 0x80 != 0;
+        assert_eq!(bytes[0] & 0x70, 0, "RSV bits");
+        let opcode = bytes[0] & 0x0F;
+        assert!(bytes[1] & 0x80 != 0, "client frames are masked");
+        let (len, mut at) = match bytes[1] & 0x7F {
+            126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
+            127 => (u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize, 10),
+            n => (n as usize, 2),
+        };
+        let mask: [u8; 4] = bytes[at..at + 4].try_into().unwrap();
+        at += 4;
+        let payload = bytes[at..at + len]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ mask[i % 4])
+            .collect();
+        frames.push(ClientFrame {
+            fin,
+            opcode,
+            payload,
+        });
+        bytes = &bytes[at + len..];
+    }
+    frames
+}
+
+impl Rig {
+    fn new() -> Self {
+        let modem = Modem::new(ModemOptions::default(), Box::new(FakePlatform(1)), 0);
+        let mut rig = Rig { modem, now: 0 };
+        assert_eq!(rig.output(), b"\r\nready\r\n");
+        rig
+    }
+
+    /// A modem with echo off, so outputs are just the answers.
+    fn quiet() -> Self {
+        let mut rig = Rig::new();
+        assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+        rig
+    }
+
+    fn output(&mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.modem.poll_host_output(&mut out);
+        out
+    }
+
+    /// Feeds bytes; asserts they were all consumed; returns the output.
+    fn input(&mut self, bytes: &[u8]) -> Vec<u8> {
+        let used = self.modem.host_input(bytes, self.now);
+        assert_eq!(used, bytes.len(), "input not consumed");
+        self.output()
+    }
+
+    fn at(&mut self, line: &str) -> Vec<u8> {
+        self.input(format!("{line}\r\n").as_bytes())
+    }
+
+    fn actions(&mut self) -> Vec<NetAction> {
+        core::iter::from_fn(|| self.modem.poll_net_action()).collect()
+    }
+
+    fn event(&mut self, link: LinkId, event: NetEvent<'_>) -> Vec<u8> {
+        self.modem.net_event(link, event, self.now);
+        self.output()
+    }
+
+    /// Advances the clock to `ms` and fires what is due.
+    fn advance_to(&mut self, ms: u64) -> Vec<u8> {
+        self.now = ms;
+        while let Some(deadline) = self.modem.poll_timeout() {
+            if deadline > ms {
+                break;
+            }
+            self.modem.handle_timeout(ms);
+        }
+        self.output()
+    }
+
+    /// The frames of every `Send` action for `link` (acknowledging each).
+    fn sent_frames(&mut self, link: LinkId) -> Vec<ClientFrame> {
+        let mut frames = Vec::new();
+        for action in self.actions() {
+            if let NetAction::Send { link: l, bytes } = action {
+                assert_eq!(l, link);
+                frames.extend(parse_client_frames(&bytes));
+                self.modem.net_event(link, NetEvent::Sent, self.now);
+            }
+        }
+        frames
+    }
+
+    /// Runs `AT+WSOPEN` on `link` through a successful handshake.
+    fn open(&mut self, link: LinkId) {
+        let out = self.at(&format!("AT+WSOPEN={link},\"ws://example.com:8080/chat?x=1\""));
+        assert_eq!(out, b"");
+        let actions = self.actions();
+        assert_eq!(
+            actions,
+            vec![NetAction::Connect {
+                link,
+                host: "example.com".into(),
+                port: 8080,
+                tls: None
+            }]
+        );
+        assert_eq!(self.event(link, NetEvent::Connected), b"");
+        let request = self.handshake_request(link);
+        let response = handshake_response(&request);
+        let out = self.event(link, NetEvent::Received(&response));
+        assert_eq!(out, format!("+WS_CONNECTED:{link}\r\n\r\nOK\r\n").as_bytes());
+    }
+
+    /// The handshake request the modem sent on `link`.
+    fn handshake_request(&mut self, link: LinkId) -> String {
+        let actions = self.actions();
+        let [NetAction::Send { link: l, bytes }] = &actions[..] else {
+            panic!("expected the handshake request, got {actions:?}");
+        };
+        assert_eq!(*l, link);
+        self.modem.net_event(link, NetEvent::Sent, self.now);
+        String::from_utf8(bytes.clone()).unwrap()
+    }
+
+    fn server_sends(&mut self, link: LinkId, fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        self.event(link, NetEvent::Received(&server_frame(fin, opcode, payload)))
+    }
+}
+
+fn header<'a>(request: &'a str, name: &str) -> Option<&'a str> {
+    request.lines().find_map(|line| {
+        let (key, value) = line.split_once(": ")?;
+        key.eq_ignore_ascii_case(name).then_some(value)
+    })
+}
+
+fn handshake_response(request: &str) -> Vec<u8> {
+    let key = header(request, "Sec-WebSocket-Key").expect("key");
+    let accept = ws::accept_key(key.as_bytes());
+    format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+         Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+// --- the AT port ---------------------------------------------------------
+
+#[test]
+fn echo_is_on_at_start_and_ate0_turns_it_off() {
+    let mut rig = Rig::new();
+    assert_eq!(rig.at("AT"), b"AT\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("ATE1"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT"), b"AT\r\n\r\nOK\r\n");
+}
+
+#[test]
+fn any_terminator_ends_a_line_once() {
+    let mut rig = Rig::quiet();
+    assert_eq!(rig.input(b"AT\r"), b"\r\nOK\r\n");
+    // The LF of that CR LF arrives late: it is not a second, empty line.
+    assert_eq!(rig.input(b"\nAT\n"), b"\r\nOK\r\n");
+    assert_eq!(rig.input(b"AT\r\nAT\rAT\n"), b"\r\nOK\r\n\r\nOK\r\n\r\nOK\r\n");
+    // Empty lines are ignored.
+    assert_eq!(rig.input(b"\r\n\r\n\n"), b"");
+}
+
+#[test]
+fn echo_is_byte_for_byte_as_received() {
+    let mut rig = Rig::new();
+    assert_eq!(rig.input(b"A"), b"A");
+    assert_eq!(rig.input(b"T\r"), b"T\r\r\nOK\r\n");
+    assert_eq!(rig.input(b"\n"), b"");
+}
+
+#[test]
+fn lines_longer_than_256_bytes_are_errors_and_the_modem_stays_in_sync() {
+    let mut rig = Rig::quiet();
+    assert_eq!(rig.at("AT+SYSLOG=1"), b"\r\nOK\r\n");
+    let exactly_256 = format!("AT+{}", "X".repeat(253));
+    assert_eq!(rig.at(&exactly_256), b"ERR CODE:0x01090000\r\n\r\nERROR\r\n");
+    let long = "A".repeat(10 * 1024);
+    assert_eq!(rig.input(long.as_bytes()), b"");
+    assert_eq!(rig.input(b"\r\n"), b"ERR CODE:0x01040000\r\n\r\nERROR\r\n");
+    assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
+}
+
+#[test]
+fn garbage_gets_errors_and_never_panics() {
+    let mut rig = Rig::quiet();
+    let garbage: Vec<u8> = (0..=255u8).cycle().take(4096).collect();
+    rig.input(&garbage);
+    rig.input(b"\r\n");
+    assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("at"), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("XYZ"), b"\r\nERROR\r\n");
+}
+
+#[test]
+fn syslog_codes_for_each_kind_of_error() {
+    let mut rig = Rig::quiet();
+    assert_eq!(rig.at("AT+SYSLOG?"), b"+SYSLOG:0\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+SYSLOG=1"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+SYSLOG?"), b"+SYSLOG:1\r\n\r\nOK\r\n");
+    let cases = [
+        ("AT+NOPE", 0x0109_0000),
+        ("at", 0x0103_0000),
+        ("AT+WSCLOSE?", 0x010C_0000),
+        ("AT+WSCLOSE=3", 0x0107_0001),
+        ("AT+WSCLOSE=\"0\"", 0x0105_0001),
+        ("AT+WSCLOSE=0,1", 0x0106_0002),
+        ("AT+WSOPEN=0,\"ws://h", 0x0108_0002),
+        ("AT+WSCLOSE=", 0x0106_0001),
+    ];
+    for (line, code) in cases {
+        let expected = format!("ERR CODE:0x{code:08x}\r\n\r\nERROR\r\n");
+        assert_eq!(String::from_utf8(rig.at(line)).unwrap(), expected, "{line}");
+    }
+}
+
+#[test]
+fn basic_commands() {
+    let mut rig = Rig::quiet();
+    let gmr = String::from_utf8(rig.at("AT+GMR")).unwrap();
+    assert!(gmr.starts_with("AT version:3.4.0.0(0000000 - wsat - "), "{gmr}");
+    assert!(gmr.contains("\r\nSDK version:") && gmr.contains("\r\ncompile time(0000000):"));
+    assert!(gmr.contains("\r\nBin version:3.4.0(wsat)\r\n"));
+    assert!(gmr.ends_with("\r\n\r\nOK\r\n"));
+    let cmd = String::from_utf8(rig.at("AT+CMD?")).unwrap();
+    assert!(cmd.starts_with("+CMD:0,\"AT\",0,0,0,1\r\n+CMD:1,\"ATE0\",0,0,0,1\r\n"));
+    assert!(cmd.contains("\"AT+WSOPEN\",0,1,1,0\r\n"));
+    assert!(cmd.contains("\"AT+WSSEND\",0,0,1,0\r\n"));
+    assert!(cmd.ends_with("\r\nOK\r\n"));
+    assert_eq!(
+        rig.at("AT+CWJAP=\"lab\",\"secret\""),
+        b"WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:2,\"lab\"\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWMODE=1"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWMODE?"), b"+CWMODE:1\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWMODE=4"), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+SYSSTORE=0"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CIPSNTPCFG=1,8,\"ntp.example\""),
+        b"\r\nOK\r\n+TIME_UPDATED\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+CIPSNTPTIME?"),
+        b"+CIPSNTPTIME:Tue Oct 19 04:12:27 2021\r\n\r\nOK\r\n"
+    );
+}
+
+#[test]
+fn reset_answers_ok_then_ready_and_restores_defaults() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    assert_eq!(rig.input(b"AT+WSHEAD=6\r\n"), b"\r\nOK\r\n\r\n>");
+    assert_eq!(rig.input(b"X-A: 1"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    // Echo is back on, the link and the headers are gone.
+    assert_eq!(rig.at("AT+WSOPEN?"), b"AT+WSOPEN?\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+WSHEAD?"), b"AT+WSHEAD?\r\n\r\nOK\r\n");
+}
+
+// --- AT+WSCFG / AT+WSHEAD ------------------------------------------------
+
+#[test]
+fn wscfg_validates_every_parameter() {
+    let mut rig = Rig::quiet();
+    for good in [
+        "AT+WSCFG=0,30,60,4096",
+        "AT+WSCFG=2,1,1,1",
+        "AT+WSCFG=1,7200,7200,16384",
+        "AT+WSCFG=0,30,60",
+        "AT+WSCFG=0,,,",
+        "AT+WSCFG=0,30,60,,0",
+        "AT+WSCFG=0,30,60,1024,0,0,0",
+    ] {
+        assert_eq!(rig.at(good), b"\r\nOK\r\n", "{good}");
+    }
+    for bad in [
+        "AT+WSCFG=3,30,60",
+        "AT+WSCFG=-1,30,60",
+        "AT+WSCFG=0,0,60",
+        "AT+WSCFG=0,7201,60",
+        "AT+WSCFG=0,30,0",
+        "AT+WSCFG=0,30,7201",
+        "AT+WSCFG=0,30,60,0",
+        "AT+WSCFG=0,30,60,16385",
+        "AT+WSCFG=0,30,60,1024,4,0,0",
+        "AT+WSCFG=0,30,60,1024,2",
+        "AT+WSCFG=0,30",
+        "AT+WSCFG=0,30,60,1024,0,0,0,9",
+        "AT+WSCFG=0,\"30\",60",
+        "AT+WSCFG",
+        "AT+WSCFG?",
+        "AT+WSCFG=?",
+    ] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+}
+
+#[test]
+fn wscfg_with_certificates_reports_what_is_missing() {
+    let mut rig = Rig::quiet();
+    assert_eq!(rig.at("AT+WSCFG=0,30,60,4096,2,0,0"), b"NO CA FOUND\r\n\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+WSCFG=0,30,60,4096,1,0,0"), b"NO CERT FOUND\r\n\r\nERROR\r\n");
+}
+
+#[test]
+fn wshead_set_query_clear_and_bad_headers() {
+    let mut rig = Rig::quiet();
+    let header = b"AUTHORIZATION: Basic QTIzMzIyMDE5OTk6MTIzNDU2Nzg=";
+    assert_eq!(rig.at("AT+WSHEAD=49"), b"\r\nOK\r\n\r\n>");
+    // Raw: no echo, no unescaping, CR/LF count as data until the length is met.
+    assert_eq!(rig.input(header), b"\r\nOK\r\n");
+    assert_eq!(rig.input(b"AT+WSHEAD=9\r\nX-Two:\\,2"), b"\r\nOK\r\n\r\n>\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+WSHEAD?"),
+        b"+WSHEAD:0,\"X-Two:\\,2\"\r\n+WSHEAD:1,\"AUTHORIZATION: Basic QTIzMzIyMDE5OTk6MTIzNDU2Nzg=\"\r\n\r\nOK\r\n"
+    );
+    for bad in [&b"no colon"[..], b"A: b\r\n", b"A: \0b", b": value"] {
+        let line = format!("AT+WSHEAD={}", bad.len());
+        assert_eq!(rig.at(&line), b"\r\nOK\r\n\r\n>");
+        assert_eq!(rig.input(bad), b"\r\nERROR\r\n", "{bad:?}");
+    }
+    assert_eq!(rig.at("AT+WSHEAD=0"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+WSHEAD?"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+WSHEAD=4097"), b"\r\nERROR\r\n");
+}
+
+#[test]
+fn bytes_after_prompt_data_are_the_next_command() {
+    let mut rig = Rig::quiet();
+    assert_eq!(
+        rig.input(b"AT+WSHEAD=3\r\nA:bAT\r\n"),
+        b"\r\nOK\r\n\r\n>\r\nOK\r\n\r\nOK\r\n"
+    );
+}
+
+// --- AT+WSOPEN ---------------------------------------------------------------
+
+#[test]
+fn open_sends_a_correct_handshake_and_reports_connected_before_ok() {
+    let mut rig = Rig::quiet();
+    assert_eq!(rig.input(b"AT+WSHEAD=14\r\n"), b"\r\nOK\r\n\r\n>");
+    assert_eq!(rig.input(b"X-Token:  abc1"), b"\r\nOK\r\n");
+    rig.at("AT+WSOPEN=1,\"WS://h.example/p?q=1\",\"chat\",5000,\"Bearer t\\,k\"");
+    assert_eq!(
+        rig.actions(),
+        vec![NetAction::Connect {
+            link: 1,
+            host: "h.example".into(),
+            port: 80,
+            tls: None
+        }]
+    );
+    rig.event(1, NetEvent::Connected);
+    let request = rig.handshake_request(1);
+    assert!(request.starts_with("GET /p?q=1 HTTP/1.1\r\nHost: h.example:80\r\n"), "{request}");
+    assert_eq!(header(&request, "Upgrade"), Some("websocket"));
+    assert_eq!(header(&request, "Sec-WebSocket-Version"), Some("13"));
+    assert_eq!(header(&request, "Sec-WebSocket-Protocol"), Some("chat"));
+    assert_eq!(header(&request, "Authorization"), Some("Bearer t,k"));
+    assert_eq!(header(&request, "X-Token"), Some("abc1"));
+    let mut response = String::from_utf8(handshake_response(&request)).unwrap();
+    response = response.replace("\r\n\r\n", "\r\nSec-WebSocket-Protocol: chat\r\n\r\n");
+    // The first frame rides in the same read as the response.
+    let mut bytes = response.into_bytes();
+    bytes.extend(server_frame(true, 1, b"hi"));
+    assert_eq!(
+        rig.event(1, NetEvent::Received(&bytes)),
+        b"+WS_CONNECTED:1\r\n\r\nOK\r\n+WS_DATA:1,2,hi\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+WSOPEN?"),
+        b"+WSOPEN:1,2,\"WS://h.example/p?q=1\"\r\n\r\nOK\r\n"
+    );
+}
+
+#[test]
+fn open_rejects_bad_parameters() {
+    let mut rig = Rig::quiet();
+    for bad in [
+        "AT+WSOPEN=3,\"ws://h\"",
+        "AT+WSOPEN=0,\"http://h\"",
+        "AT+WSOPEN=0,\"ws://\"",
+        "AT+WSOPEN=0,\"nonsense\"",
+        "AT+WSOPEN=0",
+        "AT+WSOPEN=0,ws://h",
+        "AT+WSOPEN=0,\"ws://h\",,180001",
+        "AT+WSOPEN=0,\"ws://h\",,-1",
+        "AT+WSOPEN=0,\"ws://h\",,,\"a\r\"",
+        "AT+WSOPEN=0,\"ws://h\",1",
+        "AT+WSOPEN=0,\"ws://h\",\"p\",1,\"a\",6",
+    ] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+    assert!(rig.actions().is_empty());
+}
+
+#[test]
+fn open_on_an_open_link_is_an_error() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    assert_eq!(rig.at("AT+WSOPEN=0,\"ws://h\""), b"\r\nERROR\r\n");
+    assert!(rig.actions().is_empty());
+}
+
+#[test]
+fn input_during_open_gets_busy_and_is_discarded() {
+    let mut rig = Rig::quiet();
+    rig.at("AT+WSOPEN=0,\"ws://h\"");
+    assert_eq!(rig.input(b"AT\r\n"), b"\r\nbusy p...\r\n");
+    assert_eq!(rig.input(b"AT+WSOPEN?\r"), b"\r\nbusy p...\r\n");
+    assert_eq!(rig.input(b"\n"), b"");
+    rig.actions();
+    assert_eq!(
+        rig.event(0, NetEvent::Failed("refused".into())),
+        b"+WS_DISCONNECTED:0\r\n\r\nERROR\r\n"
+    );
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n");
+}
+
+#[test]
+fn a_bad_handshake_response_fails_the_open() {
+    for response in [
+        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Accept: AAAAAAAAAAAAAAAAAAAAAAAAAAA=\r\n\r\n",
+        "garbage\0\r\n\r\n",
+    ] {
+        let mut rig = Rig::quiet();
+        rig.at("AT+WSOPEN=0,\"ws://h\"");
+        rig.actions();
+        rig.event(0, NetEvent::Connected);
+        rig.handshake_request(0);
+        assert_eq!(
+            rig.event(0, NetEvent::Received(response.as_bytes())),
+            b"+WS_DISCONNECTED:0\r\n\r\nERROR\r\n",
+            "{response}"
+        );
+        assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+        assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
+    }
+}
+
+#[test]
+fn open_times_out() {
+    let mut rig = Rig::quiet();
+    rig.at("AT+WSOPEN=0,\"ws://h\",,2000");
+    rig.actions();
+    assert_eq!(rig.advance_to(1999), b"");
+    assert_eq!(rig.advance_to(2000), b"+WS_DISCONNECTED:0\r\n\r\nERROR\r\n");
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+}
+
+// --- AT+WSSEND ---------------------------------------------------------------
+
+#[test]
+fn send_prompts_takes_exact_data_and_waits_for_the_network() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    assert_eq!(rig.at("AT+WSSEND=0,4"), b"\r\nOK\r\n\r\n>");
+    // The data is not echoed; SEND OK waits for the write.
+    assert_eq!(rig.input(b"test"), b"");
+    let actions = rig.actions();
+    let [NetAction::Send { link: 0, bytes }] = &actions[..] else {
+        panic!("{actions:?}")
+    };
+    assert_eq!(parse_client_frames(bytes), vec![frame(true, 1, b"test")]);
+    // Pipelined input waits, unconsumed, until SEND OK.
+    assert_eq!(rig.modem.host_input(b"AT\r\n", 0), 0);
+    assert_eq!(rig.event(0, NetEvent::Sent), b"\r\nSEND OK\r\n");
+    assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
+    assert_eq!(rig.server_sends(0, true, 1, b"test"), b"+WS_DATA:0,4,test\r\n");
+}
+
+#[test]
+fn send_carries_every_byte_value_raw() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    let data: Vec<u8> = (0..=255u8).chain(*b"\r\n+++\\\"").collect();
+    let line = format!("AT+WSSEND=0,{},2", data.len());
+    assert_eq!(rig.at(&line), b"\r\nOK\r\n\r\n>");
+    assert_eq!(rig.input(&data), b"");
+    assert_eq!(rig.sent_frames(0), vec![frame(true, 2, &data)]);
+    assert_eq!(rig.output(), b"\r\nSEND OK\r\n");
+    let mut expected = format!("+WS_DATA:0,{},", data.len()).into_bytes();
+    expected.extend(&data);
+    expected.extend(b"\r\n");
+    assert_eq!(rig.server_sends(0, true, 2, &data), expected);
+}
+
+#[test]
+fn send_splits_at_buffer_size() {
+    let mut rig = Rig::quiet();
+    rig.at("AT+WSCFG=0,30,60,1000");
+    rig.open(0);
+    let data: Vec<u8> = (0..16384u32).map(|i| (i % 251) as u8).collect();
+    rig.at("AT+WSSEND=0,16384,2");
+    rig.input(&data);
+    let frames = rig.sent_frames(0);
+    assert_eq!(frames.len(), 17);
+    assert_eq!((frames[0].opcode, frames[0].fin), (2, false));
+    for f in &frames[1..16] {
+        assert_eq!((f.opcode, f.fin, f.payload.len()), (0, false, 1000));
+    }
+    assert_eq!((frames[16].opcode, frames[16].fin, frames[16].payload.len()), (0, true, 384));
+    let joined: Vec<u8> = frames.into_iter().flat_map(|f| f.payload).collect();
+    assert_eq!(joined, data);
+    assert_eq!(rig.output(), b"\r\nSEND OK\r\n");
+}
+
+#[test]
+fn send_rejects_what_it_cannot_send() {
+    let mut rig = Rig::quiet();
+    assert_eq!(rig.at("AT+WSSEND=0,4"), b"\r\nERROR\r\n");
+    rig.open(0);
+    for bad in [
+        "AT+WSSEND=3,4",
+        "AT+WSSEND=1,4",
+        "AT+WSSEND=0,16385",
+        "AT+WSSEND=0,-1",
+        "AT+WSSEND=0,4,16",
+        "AT+WSSEND=0,4,1,60001",
+        "AT+WSSEND=0,4,1,,2",
+        "AT+WSSEND=0,126,9",
+        "AT+WSSEND=0,126,8",
+        "AT+WSSEND=0,4,9,,0",
+        "AT+WSSEND=0,4,3,,0",
+        "AT+WSSEND=0,4,0",
+        "AT+WSSEND=0",
+    ] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+    assert!(rig.actions().is_empty());
+}
+
+#[test]
+fn send_of_length_zero_has_no_prompt() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    assert_eq!(rig.at("AT+WSSEND=0,0"), b"");
+    assert_eq!(rig.sent_frames(0), vec![frame(true, 1, b"")]);
+    assert_eq!(rig.output(), b"\r\nSEND OK\r\n");
+}
+
+#[test]
+fn send_fragments_control_frames_and_reserved_opcodes() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    let mut send = |line: &str, data: &[u8]| {
+        let out = rig.at(line);
+        if !data.is_empty() {
+            assert_eq!(out, b"\r\nOK\r\n\r\n>");
+            rig.input(data);
+        }
+        let frames = rig.sent_frames(0);
+        assert_eq!(rig.output(), b"\r\nSEND OK\r\n", "{line}");
+        frames
+    };
+    assert_eq!(send("AT+WSSEND=0,3,1,,0", b"abc"), vec![frame(false, 1, b"abc")]);
+    assert_eq!(send("AT+WSSEND=0,2,0,,0", b"de"), vec![frame(false, 0, b"de")]);
+    assert_eq!(send("AT+WSSEND=0,1,0", b"f"), vec![frame(true, 0, b"f")]);
+    assert_eq!(send("AT+WSSEND=0,2,9", b"hi"), vec![frame(true, 9, b"hi")]);
+    assert_eq!(send("AT+WSSEND=0,0,10", b""), vec![frame(true, 10, b"")]);
+    assert_eq!(send("AT+WSSEND=0,1,3", b"r"), vec![frame(true, 3, b"r")]);
+}
+
+#[test]
+fn send_times_out_when_the_network_does_not_take_the_data() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    rig.at("AT+WSSEND=0,2,1,500");
+    rig.input(b"hi");
+    rig.actions();
+    assert_eq!(rig.advance_to(499), b"");
+    assert_eq!(rig.advance_to(500), b"\r\nERROR\r\n+WS_DISCONNECTED:0\r\n");
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.at("AT+WSOPEN?"), b"+WSOPEN:0,3,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n");
+}
+
+#[test]
+fn reports_wait_for_a_prompt_and_a_half_typed_line() {
+    let mut rig = Rig::new();
+    rig.at("ATE0");
+    rig.open(0);
+    rig.at("ATE1");
+    assert_eq!(rig.input(b"AT+WSSEND=0,2\r\n"), b"AT+WSSEND=0,2\r\n\r\nOK\r\n\r\n>");
+    assert_eq!(rig.server_sends(0, true, 1, b"x"), b"");
+    assert_eq!(rig.modem.held_output_len(), 17);
+    assert_eq!(rig.input(b"h"), b"");
+    assert_eq!(rig.input(b"i"), b"");
+    rig.sent_frames(0);
+    assert_eq!(rig.output(), b"\r\nSEND OK\r\n+WS_DATA:0,1,x\r\n");
+    assert_eq!(rig.input(b"AT"), b"AT");
+    assert_eq!(rig.server_sends(0, true, 1, b"y"), b"");
+    assert_eq!(rig.input(b"\r\n"), b"\r\n\r\nOK\r\n+WS_DATA:0,1,y\r\n");
+}
+
+// --- receiving -----------------------------------------------------------
+
+#[test]
+fn pings_are_answered_and_produce_no_output() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    assert_eq!(rig.server_sends(0, true, 9, b"p1"), b"");
+    assert_eq!(rig.sent_frames(0), vec![frame(true, 10, b"p1")]);
+    assert_eq!(rig.server_sends(0, true, 10, b"x"), b"");
+    assert!(rig.actions().is_empty());
+}
+
+#[test]
+fn empty_frames_and_chunks_of_buffer_size() {
+    let mut rig = Rig::quiet();
+    rig.at("AT+WSCFG=0,30,60,4");
+    rig.open(0);
+    assert_eq!(rig.server_sends(0, true, 1, b""), b"+WS_DATA:0,0,\r\n");
+    assert_eq!(
+        rig.server_sends(0, true, 2, b"abcdefghij"),
+        b"+WS_DATA:0,4,abcd\r\n+WS_DATA:0,4,efgh\r\n+WS_DATA:0,2,ij\r\n"
+    );
+}
+
+#[test]
+fn data_format_levels_and_masks() {
+    let mut rig = Rig::quiet();
+    rig.at("AT+WSCFG=0,30,60,4");
+    rig.open(0);
+    assert_eq!(rig.at("AT+WSDATAFMT=0,0,63"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.server_sends(0, true, 2, b"abcdef"),
+        b"+WS_DATA:0,2,1,6,0,4,abcd\r\n+WS_DATA:0,2,1,6,4,2,ef\r\n"
+    );
+    rig.at("AT+WSDATAFMT=0,1,63");
+    assert_eq!(rig.server_sends(0, true, 2, b"abcdef"), b"+WS_DATA:0,2,1,6,0,4,abcdef\r\n");
+    rig.at("AT+WSDATAFMT=0,2,36");
+    assert_eq!(rig.server_sends(0, false, 1, b"abcde"), b"+WS_DATA:0,5,abcde");
+    assert_eq!(rig.server_sends(0, true, 9, b""), b"");
+    assert_eq!(rig.server_sends(0, true, 0, b"xy"), b"xy\r\n");
+    rig.at("AT+WSDATAFMT=0");
+    assert_eq!(rig.server_sends(0, true, 1, b"z"), b"+WS_DATA:0,1,z\r\n");
+    for bad in ["AT+WSDATAFMT=0,3", "AT+WSDATAFMT=0,0,0", "AT+WSDATAFMT=0,0,64", "AT+WSDATAFMT=3"] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+}
+
+// --- closing, loss, keepalive ------------------------------------------------
+
+#[test]
+fn wsclose_runs_the_close_handshake() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    assert_eq!(rig.at("AT+WSCLOSE=0"), b"");
+    assert_eq!(rig.sent_frames(0), vec![frame(true, 8, &1000u16.to_be_bytes())]);
+    assert_eq!(rig.input(b"AT\r\n"), b"\r\nbusy p...\r\n");
+    assert_eq!(rig.server_sends(0, true, 8, &1000u16.to_be_bytes()), b"\r\nOK\r\n");
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n");
+    // Closing a link with no client is fine too.
+    assert_eq!(rig.at("AT+WSCLOSE=1"), b"\r\nOK\r\n");
+}
+
+#[test]
+fn wsclose_gives_up_waiting_after_a_second() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    rig.at("AT+WSCLOSE=0");
+    rig.sent_frames(0);
+    assert_eq!(rig.advance_to(999), b"");
+    assert_eq!(rig.advance_to(1000), b"\r\nOK\r\n");
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+}
+
+#[test]
+fn server_close_is_reported_and_echoed() {
+    let mut rig = Rig::quiet();
+    rig.at("AT+WSCFG=0,30,60,512");
+    rig.open(0);
+    let mut payload = 4000u16.to_be_bytes().to_vec();
+    payload.extend(b"bye");
+    assert_eq!(rig.server_sends(0, true, 8, &payload), b"+WS_CLOSED:0\r\n");
+    assert_eq!(rig.sent_frames(0), vec![frame(true, 8, &4000u16.to_be_bytes())]);
+    assert_eq!(rig.at("AT+WSOPEN?"), b"+WSOPEN:0,4,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+WSSEND=0,1"), b"\r\nERROR\r\n");
+    assert_eq!(rig.event(0, NetEvent::Closed), b"");
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n");
+}
+
+#[test]
+fn keepalive_pings_and_pong_timeout_loses_the_link_which_reconnects() {
+    let mut rig = Rig::quiet();
+    rig.at("AT+WSCFG=0,10,25");
+    rig.open(0);
+    assert_eq!(rig.advance_to(10_000), b"");
+    assert_eq!(rig.sent_frames(0), vec![frame(true, 9, b"")]);
+    rig.server_sends(0, true, 10, b"");
+    assert_eq!(rig.advance_to(20_000), b"");
+    assert_eq!(rig.sent_frames(0), vec![frame(true, 9, b"")]);
+    assert_eq!(rig.advance_to(30_000), b"");
+    rig.sent_frames(0);
+    assert_eq!(rig.advance_to(44_999), b"");
+    assert_eq!(rig.advance_to(45_000), b"+WS_DISCONNECTED:0\r\n");
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.at("AT+WSSEND=0,1"), b"\r\nERROR\r\n");
+    assert_eq!(rig.advance_to(55_000), b"");
+    assert_eq!(
+        rig.actions(),
+        vec![NetAction::Connect {
+            link: 0,
+            host: "example.com".into(),
+            port: 8080,
+            tls: None
+        }]
+    );
+    assert_eq!(rig.at("AT+WSOPEN?"), b"+WSOPEN:0,1,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n");
+    // A failed attempt reports again and waits for the next one.
+    assert_eq!(rig.event(0, NetEvent::Failed("refused".into())), b"+WS_DISCONNECTED:0\r\n");
+    rig.actions();
+    rig.advance_to(65_000);
+    rig.actions();
+    rig.event(0, NetEvent::Connected);
+    let request = rig.handshake_request(0);
+    let out = rig.event(0, NetEvent::Received(&handshake_response(&request)));
+    assert_eq!(out, b"+WS_CONNECTED:0\r\n");
+    assert_eq!(rig.at("AT+WSCLOSE=0"), b"");
+}
+
+#[test]
+fn protocol_violations_fail_the_link_with_a_close_code() {
+    let cases: [(&[u8], u16); 3] = [
+        (&[0x81, 0x81, 0, 0, 0, 0, b'a'], 1002),
+        (&[0xC1, 0x01, b'a'], 1002),
+        (&[0x81, 0x02, 0xC3, 0x28], 1007),
+    ];
+    for (bytes, code) in cases {
+        let mut rig = Rig::quiet();
+        rig.open(0);
+        assert_eq!(rig.event(0, NetEvent::Received(bytes)), b"+WS_DISCONNECTED:0\r\n");
+        let actions = rig.actions();
+        let [NetAction::Send { bytes, .. }, NetAction::Close { link: 0 }] = &actions[..] else {
+            panic!("{actions:?}")
+        };
+        assert_eq!(parse_client_frames(bytes), vec![frame(true, 8, &code.to_be_bytes())]);
+        assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n");
+    }
+}
+
+#[test]
+fn network_loss_while_open_reports_disconnected() {
+    let mut rig = Rig::quiet();
+    rig.open(2);
+    assert_eq!(rig.event(2, NetEvent::Closed), b"+WS_DISCONNECTED:2\r\n");
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: 2 }]);
+    // Events for links without a client, or out of range, are ignored.
+    assert_eq!(rig.event(1, NetEvent::Received(b"x")), b"");
+    assert_eq!(rig.event(7, NetEvent::Sent), b"");
+}
