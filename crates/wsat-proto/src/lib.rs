@@ -15,4 +15,6 @@ pub mod at;
 pub mod modem;
 pub mod ws;
 
-pub use modem::{LinkId, Modem, ModemOptions, NetAction, NetEvent, Platform, TlsParams, LINK_COUNT};
+pub use modem::{
+    LinkId, Modem, ModemOptions, NetAction, NetEvent, Platform, TlsParams, LINK_COUNT,
+};

@@ -151,10 +151,18 @@ mod tests {
     fn integers_strings_and_omitted_fields() {
         assert_eq!(
             parse_params(b"0,\"ws://h\",,15000").unwrap(),
-            vec![Param::Int(0), s("ws://h"), Param::Omitted, Param::Int(15000)]
+            vec![
+                Param::Int(0),
+                s("ws://h"),
+                Param::Omitted,
+                Param::Int(15000)
+            ]
         );
         assert_eq!(parse_params(b"").unwrap(), vec![Param::Omitted]);
-        assert_eq!(parse_params(b"1,").unwrap(), vec![Param::Int(1), Param::Omitted]);
+        assert_eq!(
+            parse_params(b"1,").unwrap(),
+            vec![Param::Int(1), Param::Omitted]
+        );
         assert_eq!(parse_params(b"-5").unwrap(), vec![Param::Int(-5)]);
         assert_eq!(parse_params(b"\"\"").unwrap(), vec![s("")]);
     }
@@ -174,7 +182,10 @@ mod tests {
             assert_eq!(parse_params(field).unwrap(), vec![Param::Bare], "{field:?}");
         }
         let args = Args::parse(b"abc", 3).unwrap();
-        assert_eq!(args.int(0, 0..=2), Err(AtError::new(ErrorKind::ParamType, 1)));
+        assert_eq!(
+            args.int(0, 0..=2),
+            Err(AtError::new(ErrorKind::ParamType, 1))
+        );
         let args = Args::parse(b"1", 3).unwrap();
         assert_eq!(args.str(0), Err(AtError::new(ErrorKind::ParamType, 1)));
     }
@@ -198,10 +209,19 @@ mod tests {
     #[test]
     fn ranges_counts_and_required_fields() {
         let args = Args::parse(b"3,,99999999999999999999999", 4).unwrap();
-        assert_eq!(args.int(0, 0..=2), Err(AtError::new(ErrorKind::ParamInvalid, 1)));
-        assert_eq!(args.int(1, 0..=2), Err(AtError::new(ErrorKind::ParamCount, 2)));
+        assert_eq!(
+            args.int(0, 0..=2),
+            Err(AtError::new(ErrorKind::ParamInvalid, 1))
+        );
+        assert_eq!(
+            args.int(1, 0..=2),
+            Err(AtError::new(ErrorKind::ParamCount, 2))
+        );
         assert_eq!(args.opt_int(1, 0..=2), Ok(None));
-        assert_eq!(args.opt_int(2, 0..=9), Err(AtError::new(ErrorKind::ParamInvalid, 3)));
+        assert_eq!(
+            args.opt_int(2, 0..=9),
+            Err(AtError::new(ErrorKind::ParamInvalid, 3))
+        );
         assert_eq!(args.opt_int(7, 0..=9), Ok(None));
         assert!(args.given(0) && !args.given(1) && !args.given(5));
         assert_eq!(

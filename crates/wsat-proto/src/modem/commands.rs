@@ -241,7 +241,10 @@ impl Modem {
         match form {
             Form::Query => {
                 let ssid = self.quoted_ssid();
-                self.info("CWJAP", &format!("{ssid},\"02:00:00:00:00:01\",1,-40,0,1,3,0,1"));
+                self.info(
+                    "CWJAP",
+                    &format!("{ssid},\"02:00:00:00:00:01\",1,-40,0,1,3,0,1"),
+                );
                 return Ok(Reply::Ok);
             }
             Form::Set(p) => {
@@ -258,12 +261,16 @@ impl Modem {
             }
             _ => {}
         }
-        self.out.extend_from_slice(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");
+        self.out
+            .extend_from_slice(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");
         Ok(Reply::Ok)
     }
 
     fn quoted_ssid(&self) -> alloc::string::String {
-        format!("\"{}\"", alloc::string::String::from_utf8_lossy(&self.settings.ssid))
+        format!(
+            "\"{}\"",
+            alloc::string::String::from_utf8_lossy(&self.settings.ssid)
+        )
     }
 
     fn cmd_cwstate(&mut self) -> Result<Reply, AtError> {
@@ -421,7 +428,9 @@ impl Modem {
         if !subprotocol.is_none_or(valid_header_text) {
             return Err(AtError::new(ErrorKind::ParamInvalid, 3));
         }
-        let timeout = args.opt_int(3, 0..=180_000)?.unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS) as u64;
+        let timeout = args
+            .opt_int(3, 0..=180_000)?
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT_MS) as u64;
         let auth = args.opt_str(4)?.filter(|s| !s.is_empty());
         if !auth.is_none_or(valid_header_text) {
             return Err(AtError::new(ErrorKind::ParamInvalid, 5));
@@ -429,7 +438,11 @@ impl Modem {
         if self.links[usize::from(link)].client.is_some() {
             return Err(AtError::exec());
         }
-        let timeout = if timeout == 0 { NETWORK_TIMEOUT_MS } else { timeout };
+        let timeout = if timeout == 0 {
+            NETWORK_TIMEOUT_MS
+        } else {
+            timeout
+        };
         self.open_link(
             link,
             uri_text.to_vec(),
@@ -469,7 +482,11 @@ impl Modem {
         if (op == opcode::TEXT || op == opcode::BINARY) && message_open {
             return invalid(3);
         }
-        let timeout = if timeout == 0 { NETWORK_TIMEOUT_MS } else { timeout };
+        let timeout = if timeout == 0 {
+            NETWORK_TIMEOUT_MS
+        } else {
+            timeout
+        };
         let request = SendRequest {
             link,
             opcode: op,

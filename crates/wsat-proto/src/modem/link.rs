@@ -46,10 +46,7 @@ pub(super) struct DataFormat {
 
 impl Default for DataFormat {
     fn default() -> Self {
-        DataFormat {
-            level: 0,
-            mask: 48,
-        }
+        DataFormat { level: 0, mask: 48 }
     }
 }
 
@@ -121,9 +118,14 @@ enum State {
     },
     Open,
     /// Lost; the next attempt starts at `reconnect_at`.
-    Lost { reconnect_at: u64 },
+    Lost {
+        reconnect_at: u64,
+    },
     /// The close handshake is under way.
-    Closing { deadline: u64, cause: CloseCause },
+    Closing {
+        deadline: u64,
+        cause: CloseCause,
+    },
 }
 
 /// The handshake request is out; the response is being read.

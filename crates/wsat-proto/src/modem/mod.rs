@@ -319,10 +319,15 @@ impl Modem {
             match b {
                 b'\r' | b'\n' => {
                     if b == b'\r' {
-                        self.after_cr = true;
-                        // Echo CR LF together when the LF is already here.
-                        if self.settings.echo && bytes.get(used) == Some(&b'\n') {
-                            self.out.push(b'\n');
+                        // Take the LF of a CR LF with it, so that it never
+                        // lands in a prompt's data or waits behind a send.
+                        if bytes.get(used) == Some(&b'\n') {
+                            used += 1;
+                            if self.settings.echo {
+                                self.out.push(b'\n');
+                            }
+                        } else {
+                            self.after_cr = true;
                         }
                     }
                     self.end_of_line();
@@ -349,13 +354,16 @@ impl Modem {
         let Input::Data { remaining, buf, .. } = &mut self.input else {
             return 0;
         };
+        // The LF of the command's CR LF, come late: not data.
+        if core::mem::take(&mut self.after_cr) && buf.is_empty() && bytes.first() == Some(&b'\n') {
+            return 1;
+        }
         let take = bytes.len().min(*remaining);
         buf.extend_from_slice(&bytes[..take]);
         *remaining -= take;
         if *remaining == 0 {
-            // Bytes after the data start a new line.
-            self.after_cr = false;
-            if let Input::Data { buf, target, .. } = core::mem::replace(&mut self.input, Input::Line)
+            if let Input::Data { buf, target, .. } =
+                core::mem::replace(&mut self.input, Input::Line)
             {
                 match target {
                     DataTarget::WsHead => self.wshead_data(buf),

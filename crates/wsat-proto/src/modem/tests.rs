@@ -73,7 +73,10 @@ fn parse_client_frames(mut bytes: &[u8]) -> Vec<ClientFrame> {
         assert!(bytes[1] & 0x80 != 0, "client frames are masked");
         let (len, mut at) = match bytes[1] & 0x7F {
             126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
-            127 => (u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize, 10),
+            127 => (
+                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
+                10,
+            ),
             n => (n as usize, 2),
         };
         let mask: [u8; 4] = bytes[at..at + 4].try_into().unwrap();
@@ -161,7 +164,9 @@ impl Rig {
 
     /// Runs `AT+WSOPEN` on `link` through a successful handshake.
     fn open(&mut self, link: LinkId) {
-        let out = self.at(&format!("AT+WSOPEN={link},\"ws://example.com:8080/chat?x=1\""));
+        let out = self.at(&format!(
+            "AT+WSOPEN={link},\"ws://example.com:8080/chat?x=1\""
+        ));
         assert_eq!(out, b"");
         let actions = self.actions();
         assert_eq!(
@@ -177,7 +182,10 @@ impl Rig {
         let request = self.handshake_request(link);
         let response = handshake_response(&request);
         let out = self.event(link, NetEvent::Received(&response));
-        assert_eq!(out, format!("+WS_CONNECTED:{link}\r\n\r\nOK\r\n").as_bytes());
+        assert_eq!(
+            out,
+            format!("+WS_CONNECTED:{link}\r\n\r\nOK\r\n").as_bytes()
+        );
     }
 
     /// The handshake request the modem sent on `link`.
@@ -192,7 +200,10 @@ impl Rig {
     }
 
     fn server_sends(&mut self, link: LinkId, fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-        self.event(link, NetEvent::Received(&server_frame(fin, opcode, payload)))
+        self.event(
+            link,
+            NetEvent::Received(&server_frame(fin, opcode, payload)),
+        )
     }
 }
 
@@ -231,7 +242,10 @@ fn any_terminator_ends_a_line_once() {
     assert_eq!(rig.input(b"AT\r"), b"\r\nOK\r\n");
     // The LF of that CR LF arrives late: it is not a second, empty line.
     assert_eq!(rig.input(b"\nAT\n"), b"\r\nOK\r\n");
-    assert_eq!(rig.input(b"AT\r\nAT\rAT\n"), b"\r\nOK\r\n\r\nOK\r\n\r\nOK\r\n");
+    assert_eq!(
+        rig.input(b"AT\r\nAT\rAT\n"),
+        b"\r\nOK\r\n\r\nOK\r\n\r\nOK\r\n"
+    );
     // Empty lines are ignored.
     assert_eq!(rig.input(b"\r\n\r\n\n"), b"");
 }
@@ -249,7 +263,10 @@ fn lines_longer_than_256_bytes_are_errors_and_the_modem_stays_in_sync() {
     let mut rig = Rig::quiet();
     assert_eq!(rig.at("AT+SYSLOG=1"), b"\r\nOK\r\n");
     let exactly_256 = format!("AT+{}", "X".repeat(253));
-    assert_eq!(rig.at(&exactly_256), b"ERR CODE:0x01090000\r\n\r\nERROR\r\n");
+    assert_eq!(
+        rig.at(&exactly_256),
+        b"ERR CODE:0x01090000\r\n\r\nERROR\r\n"
+    );
     let long = "A".repeat(10 * 1024);
     assert_eq!(rig.input(long.as_bytes()), b"");
     assert_eq!(rig.input(b"\r\n"), b"ERR CODE:0x01040000\r\n\r\nERROR\r\n");
@@ -293,7 +310,10 @@ fn syslog_codes_for_each_kind_of_error() {
 fn basic_commands() {
     let mut rig = Rig::quiet();
     let gmr = String::from_utf8(rig.at("AT+GMR")).unwrap();
-    assert!(gmr.starts_with("AT version:3.4.0.0(0000000 - wsat - "), "{gmr}");
+    assert!(
+        gmr.starts_with("AT version:3.4.0.0(0000000 - wsat - "),
+        "{gmr}"
+    );
     assert!(gmr.contains("\r\nSDK version:") && gmr.contains("\r\ncompile time(0000000):"));
     assert!(gmr.contains("\r\nBin version:3.4.0(wsat)\r\n"));
     assert!(gmr.ends_with("\r\n\r\nOK\r\n"));
@@ -375,8 +395,14 @@ fn wscfg_validates_every_parameter() {
 #[test]
 fn wscfg_with_certificates_reports_what_is_missing() {
     let mut rig = Rig::quiet();
-    assert_eq!(rig.at("AT+WSCFG=0,30,60,4096,2,0,0"), b"NO CA FOUND\r\n\r\nERROR\r\n");
-    assert_eq!(rig.at("AT+WSCFG=0,30,60,4096,1,0,0"), b"NO CERT FOUND\r\n\r\nERROR\r\n");
+    assert_eq!(
+        rig.at("AT+WSCFG=0,30,60,4096,2,0,0"),
+        b"NO CA FOUND\r\n\r\nERROR\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+WSCFG=0,30,60,4096,1,0,0"),
+        b"NO CERT FOUND\r\n\r\nERROR\r\n"
+    );
 }
 
 #[test]
@@ -386,7 +412,10 @@ fn wshead_set_query_clear_and_bad_headers() {
     assert_eq!(rig.at("AT+WSHEAD=49"), b"\r\nOK\r\n\r\n>");
     // Raw: no echo, no unescaping, CR/LF count as data until the length is met.
     assert_eq!(rig.input(header), b"\r\nOK\r\n");
-    assert_eq!(rig.input(b"AT+WSHEAD=9\r\nX-Two:\\,2"), b"\r\nOK\r\n\r\n>\r\nOK\r\n");
+    assert_eq!(
+        rig.input(b"AT+WSHEAD=9\r\nX-Two:\\,2"),
+        b"\r\nOK\r\n\r\n>\r\nOK\r\n"
+    );
     assert_eq!(
         rig.at("AT+WSHEAD?"),
         b"+WSHEAD:0,\"X-Two:\\,2\"\r\n+WSHEAD:1,\"AUTHORIZATION: Basic QTIzMzIyMDE5OTk6MTIzNDU2Nzg=\"\r\n\r\nOK\r\n"
@@ -429,7 +458,10 @@ fn open_sends_a_correct_handshake_and_reports_connected_before_ok() {
     );
     rig.event(1, NetEvent::Connected);
     let request = rig.handshake_request(1);
-    assert!(request.starts_with("GET /p?q=1 HTTP/1.1\r\nHost: h.example:80\r\n"), "{request}");
+    assert!(
+        request.starts_with("GET /p?q=1 HTTP/1.1\r\nHost: h.example:80\r\n"),
+        "{request}"
+    );
     assert_eq!(header(&request, "Upgrade"), Some("websocket"));
     assert_eq!(header(&request, "Sec-WebSocket-Version"), Some("13"));
     assert_eq!(header(&request, "Sec-WebSocket-Protocol"), Some("chat"));
@@ -462,7 +494,7 @@ fn open_rejects_bad_parameters() {
         "AT+WSOPEN=0,ws://h",
         "AT+WSOPEN=0,\"ws://h\",,180001",
         "AT+WSOPEN=0,\"ws://h\",,-1",
-        "AT+WSOPEN=0,\"ws://h\",,,\"a\r\"",
+        "AT+WSOPEN=0,\"ws://h\",,,\"a\0\"",
         "AT+WSOPEN=0,\"ws://h\",1",
         "AT+WSOPEN=0,\"ws://h\",\"p\",1,\"a\",6",
     ] {
@@ -547,7 +579,10 @@ fn send_prompts_takes_exact_data_and_waits_for_the_network() {
     assert_eq!(rig.modem.host_input(b"AT\r\n", 0), 0);
     assert_eq!(rig.event(0, NetEvent::Sent), b"\r\nSEND OK\r\n");
     assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
-    assert_eq!(rig.server_sends(0, true, 1, b"test"), b"+WS_DATA:0,4,test\r\n");
+    assert_eq!(
+        rig.server_sends(0, true, 1, b"test"),
+        b"+WS_DATA:0,4,test\r\n"
+    );
 }
 
 #[test]
@@ -580,7 +615,10 @@ fn send_splits_at_buffer_size() {
     for f in &frames[1..16] {
         assert_eq!((f.opcode, f.fin, f.payload.len()), (0, false, 1000));
     }
-    assert_eq!((frames[16].opcode, frames[16].fin, frames[16].payload.len()), (0, true, 384));
+    assert_eq!(
+        (frames[16].opcode, frames[16].fin, frames[16].payload.len()),
+        (0, true, 384)
+    );
     let joined: Vec<u8> = frames.into_iter().flat_map(|f| f.payload).collect();
     assert_eq!(joined, data);
     assert_eq!(rig.output(), b"\r\nSEND OK\r\n");
@@ -634,8 +672,14 @@ fn send_fragments_control_frames_and_reserved_opcodes() {
         assert_eq!(rig.output(), b"\r\nSEND OK\r\n", "{line}");
         frames
     };
-    assert_eq!(send("AT+WSSEND=0,3,1,,0", b"abc"), vec![frame(false, 1, b"abc")]);
-    assert_eq!(send("AT+WSSEND=0,2,0,,0", b"de"), vec![frame(false, 0, b"de")]);
+    assert_eq!(
+        send("AT+WSSEND=0,3,1,,0", b"abc"),
+        vec![frame(false, 1, b"abc")]
+    );
+    assert_eq!(
+        send("AT+WSSEND=0,2,0,,0", b"de"),
+        vec![frame(false, 0, b"de")]
+    );
     assert_eq!(send("AT+WSSEND=0,1,0", b"f"), vec![frame(true, 0, b"f")]);
     assert_eq!(send("AT+WSSEND=0,2,9", b"hi"), vec![frame(true, 9, b"hi")]);
     assert_eq!(send("AT+WSSEND=0,0,10", b""), vec![frame(true, 10, b"")]);
@@ -652,7 +696,10 @@ fn send_times_out_when_the_network_does_not_take_the_data() {
     assert_eq!(rig.advance_to(499), b"");
     assert_eq!(rig.advance_to(500), b"\r\nERROR\r\n+WS_DISCONNECTED:0\r\n");
     assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
-    assert_eq!(rig.at("AT+WSOPEN?"), b"+WSOPEN:0,3,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+WSOPEN?"),
+        b"+WSOPEN:0,3,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n"
+    );
 }
 
 #[test]
@@ -661,9 +708,12 @@ fn reports_wait_for_a_prompt_and_a_half_typed_line() {
     rig.at("ATE0");
     rig.open(0);
     rig.at("ATE1");
-    assert_eq!(rig.input(b"AT+WSSEND=0,2\r\n"), b"AT+WSSEND=0,2\r\n\r\nOK\r\n\r\n>");
+    assert_eq!(
+        rig.input(b"AT+WSSEND=0,2\r\n"),
+        b"AT+WSSEND=0,2\r\n\r\nOK\r\n\r\n>"
+    );
     assert_eq!(rig.server_sends(0, true, 1, b"x"), b"");
-    assert_eq!(rig.modem.held_output_len(), 17);
+    assert_eq!(rig.modem.held_output_len(), 16);
     assert_eq!(rig.input(b"h"), b"");
     assert_eq!(rig.input(b"i"), b"");
     rig.sent_frames(0);
@@ -708,14 +758,25 @@ fn data_format_levels_and_masks() {
         b"+WS_DATA:0,2,1,6,0,4,abcd\r\n+WS_DATA:0,2,1,6,4,2,ef\r\n"
     );
     rig.at("AT+WSDATAFMT=0,1,63");
-    assert_eq!(rig.server_sends(0, true, 2, b"abcdef"), b"+WS_DATA:0,2,1,6,0,4,abcdef\r\n");
+    assert_eq!(
+        rig.server_sends(0, true, 2, b"abcdef"),
+        b"+WS_DATA:0,2,1,6,0,4,abcdef\r\n"
+    );
     rig.at("AT+WSDATAFMT=0,2,36");
-    assert_eq!(rig.server_sends(0, false, 1, b"abcde"), b"+WS_DATA:0,5,abcde");
+    assert_eq!(
+        rig.server_sends(0, false, 1, b"abcde"),
+        b"+WS_DATA:0,5,abcde"
+    );
     assert_eq!(rig.server_sends(0, true, 9, b""), b"");
     assert_eq!(rig.server_sends(0, true, 0, b"xy"), b"xy\r\n");
     rig.at("AT+WSDATAFMT=0");
     assert_eq!(rig.server_sends(0, true, 1, b"z"), b"+WS_DATA:0,1,z\r\n");
-    for bad in ["AT+WSDATAFMT=0,3", "AT+WSDATAFMT=0,0,0", "AT+WSDATAFMT=0,0,64", "AT+WSDATAFMT=3"] {
+    for bad in [
+        "AT+WSDATAFMT=0,3",
+        "AT+WSDATAFMT=0,0,0",
+        "AT+WSDATAFMT=0,0,64",
+        "AT+WSDATAFMT=3",
+    ] {
         assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
     }
 }
@@ -727,9 +788,15 @@ fn wsclose_runs_the_close_handshake() {
     let mut rig = Rig::quiet();
     rig.open(0);
     assert_eq!(rig.at("AT+WSCLOSE=0"), b"");
-    assert_eq!(rig.sent_frames(0), vec![frame(true, 8, &1000u16.to_be_bytes())]);
+    assert_eq!(
+        rig.sent_frames(0),
+        vec![frame(true, 8, &1000u16.to_be_bytes())]
+    );
     assert_eq!(rig.input(b"AT\r\n"), b"\r\nbusy p...\r\n");
-    assert_eq!(rig.server_sends(0, true, 8, &1000u16.to_be_bytes()), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.server_sends(0, true, 8, &1000u16.to_be_bytes()),
+        b"\r\nOK\r\n"
+    );
     assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
     assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n");
     // Closing a link with no client is fine too.
@@ -755,8 +822,14 @@ fn server_close_is_reported_and_echoed() {
     let mut payload = 4000u16.to_be_bytes().to_vec();
     payload.extend(b"bye");
     assert_eq!(rig.server_sends(0, true, 8, &payload), b"+WS_CLOSED:0\r\n");
-    assert_eq!(rig.sent_frames(0), vec![frame(true, 8, &4000u16.to_be_bytes())]);
-    assert_eq!(rig.at("AT+WSOPEN?"), b"+WSOPEN:0,4,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n");
+    assert_eq!(
+        rig.sent_frames(0),
+        vec![frame(true, 8, &4000u16.to_be_bytes())]
+    );
+    assert_eq!(
+        rig.at("AT+WSOPEN?"),
+        b"+WSOPEN:0,4,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n"
+    );
     assert_eq!(rig.at("AT+WSSEND=0,1"), b"\r\nERROR\r\n");
     assert_eq!(rig.event(0, NetEvent::Closed), b"");
     assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
@@ -776,6 +849,7 @@ fn keepalive_pings_and_pong_timeout_loses_the_link_which_reconnects() {
     assert_eq!(rig.advance_to(30_000), b"");
     rig.sent_frames(0);
     assert_eq!(rig.advance_to(44_999), b"");
+    assert_eq!(rig.sent_frames(0), vec![frame(true, 9, b"")]);
     assert_eq!(rig.advance_to(45_000), b"+WS_DISCONNECTED:0\r\n");
     assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
     assert_eq!(rig.at("AT+WSSEND=0,1"), b"\r\nERROR\r\n");
@@ -789,9 +863,15 @@ fn keepalive_pings_and_pong_timeout_loses_the_link_which_reconnects() {
             tls: None
         }]
     );
-    assert_eq!(rig.at("AT+WSOPEN?"), b"+WSOPEN:0,1,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+WSOPEN?"),
+        b"+WSOPEN:0,1,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n"
+    );
     // A failed attempt reports again and waits for the next one.
-    assert_eq!(rig.event(0, NetEvent::Failed("refused".into())), b"+WS_DISCONNECTED:0\r\n");
+    assert_eq!(
+        rig.event(0, NetEvent::Failed("refused".into())),
+        b"+WS_DISCONNECTED:0\r\n"
+    );
     rig.actions();
     rig.advance_to(65_000);
     rig.actions();
@@ -812,12 +892,18 @@ fn protocol_violations_fail_the_link_with_a_close_code() {
     for (bytes, code) in cases {
         let mut rig = Rig::quiet();
         rig.open(0);
-        assert_eq!(rig.event(0, NetEvent::Received(bytes)), b"+WS_DISCONNECTED:0\r\n");
+        assert_eq!(
+            rig.event(0, NetEvent::Received(bytes)),
+            b"+WS_DISCONNECTED:0\r\n"
+        );
         let actions = rig.actions();
         let [NetAction::Send { bytes, .. }, NetAction::Close { link: 0 }] = &actions[..] else {
             panic!("{actions:?}")
         };
-        assert_eq!(parse_client_frames(bytes), vec![frame(true, 8, &code.to_be_bytes())]);
+        assert_eq!(
+            parse_client_frames(bytes),
+            vec![frame(true, 8, &code.to_be_bytes())]
+        );
         assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n");
     }
 }
