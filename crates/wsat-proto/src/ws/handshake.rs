@@ -119,7 +119,7 @@ pub enum HandshakeError {
     NotUpgrade,
     /// Missing or wrong `Sec-WebSocket-Accept`.
     BadAccept,
-    /// The server chose a subprotocol we did not offer, or none when we offered one.
+    /// The server chose a subprotocol we did not offer (or named several).
     BadSubprotocol,
     /// The server enabled an extension we did not offer.
     UnexpectedExtension,
@@ -181,7 +181,9 @@ pub fn parse_response(
     let mut proto = values("Sec-WebSocket-Protocol");
     let chosen = (proto.next(), proto.next());
     let proto_ok = match (subprotocol, chosen) {
-        (None, (None, _)) => true,
+        // RFC 6455 §4.1 only forbids a protocol we did not offer; a server
+        // that ignores our offer is accepted, as ESP's client accepts it.
+        (_, (None, _)) => true,
         (Some(offered), (Some(got), None)) => {
             // A single offer is matched exactly; a comma-separated offer
             // (several protocols in one string) lets the server pick one.
@@ -446,7 +448,10 @@ mod tests {
         assert_eq!(parse_response(with, ACCEPT, None), bad);
         assert_eq!(parse_response(with, ACCEPT, Some(b"other")), bad);
         assert_eq!(parse_response(with, ACCEPT, Some(b"Chat")), bad);
-        assert_eq!(parse_response(without, ACCEPT, Some(b"chat")), bad);
+        assert_eq!(
+            parse_response(without, ACCEPT, Some(b"chat")),
+            Ok(Some(without.len()))
+        );
         let twice = response("Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: chat\r\n");
         assert_eq!(parse_response(twice.as_bytes(), ACCEPT, Some(b"chat")), bad);
         let empty = response("Sec-WebSocket-Protocol: \r\n");
