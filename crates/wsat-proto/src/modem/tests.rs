@@ -918,3 +918,201 @@ fn network_loss_while_open_reports_disconnected() {
     assert_eq!(rig.event(1, NetEvent::Received(b"x")), b"");
     assert_eq!(rig.event(7, NetEvent::Sent), b"");
 }
+
+#[test]
+fn every_protocol_violation_fails_the_link_with_its_close_code() {
+    let long_ping = [&[0x89u8, 126][..], &[b'p'; 126][..]].concat();
+    let cases: Vec<(&str, Vec<u8>, &[u8], u16)> = vec![
+        ("masked", vec![0x81, 0x81, 1, 2, 3, 4, b'a'], b"", 1002),
+        ("rsv1", vec![0xC1, 0x01, b'a'], b"", 1002),
+        ("rsv3", vec![0x92, 0x00], b"", 1002),
+        ("reserved data opcode", vec![0x83, 0x00], b"", 1002),
+        ("reserved control opcode", vec![0x8B, 0x00], b"", 1002),
+        ("fragmented ping", vec![0x09, 0x00], b"", 1002),
+        ("ping over 125", long_ping, b"", 1002),
+        ("continuation first", vec![0x80, 0x01, b'a'], b"", 1002),
+        (
+            "new message inside one",
+            vec![0x01, 0x01, b'a', 0x81, 0x01, b'b'],
+            b"+WS_DATA:0,1,a\r\n",
+            1002,
+        ),
+        ("close of 1 byte", vec![0x88, 0x01, 0x03], b"", 1002),
+        ("close code 1005", vec![0x88, 0x02, 0x03, 0xED], b"", 1002),
+        ("close code 999", vec![0x88, 0x02, 0x03, 0xE7], b"", 1002),
+        ("close code 5000", vec![0x88, 0x02, 0x13, 0x88], b"", 1002),
+        (
+            "64-bit length with the top bit",
+            vec![0x82, 127, 0x80, 0, 0, 0, 0, 0, 0, 1],
+            b"",
+            1002,
+        ),
+        (
+            "invalid UTF-8 text",
+            vec![0x81, 0x02, 0xC3, 0x28],
+            b"",
+            1007,
+        ),
+        (
+            "invalid UTF-8 across fragments",
+            vec![0x01, 0x01, 0xE2, 0x80, 0x01, 0x28],
+            b"+WS_DATA:0,1,\xE2\r\n",
+            1007,
+        ),
+        (
+            "invalid UTF-8 close reason",
+            vec![0x88, 0x03, 0x03, 0xE8, 0xFF],
+            b"",
+            1007,
+        ),
+    ];
+    for (name, bytes, data_first, code) in cases {
+        let mut rig = Rig::quiet();
+        rig.open(0);
+        let mut expected = data_first.to_vec();
+        expected.extend(b"+WS_DISCONNECTED:0\r\n");
+        let out = rig.event(0, NetEvent::Received(&bytes));
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&expected),
+            "{name}"
+        );
+        let actions = rig.actions();
+        let [NetAction::Send { bytes, .. }, NetAction::Close { link: 0 }] = &actions[..] else {
+            panic!("{name}: {actions:?}")
+        };
+        let close = frame(true, 8, &code.to_be_bytes());
+        assert_eq!(parse_client_frames(bytes), vec![close], "{name}");
+        assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n", "{name}");
+        assert_eq!(rig.at("AT"), b"\r\nOK\r\n", "{name}");
+    }
+}
+
+/// A server frame in the tables: (fin, opcode, payload).
+type Frame<'a> = (bool, u8, &'a [u8]);
+
+/// Spec §3's receive format written out plainly, for the table below:
+/// chunks of `buffer_size` per data frame; headers and trailers per level.
+fn expected_reports(level: u8, mask: u8, buffer_size: usize, frames: &[Frame<'_>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for &(fin, op, payload) in frames.iter().filter(|f| f.1 < 8) {
+        let pieces: Vec<&[u8]> = if payload.is_empty() {
+            vec![&[]]
+        } else {
+            payload.chunks(buffer_size).collect()
+        };
+        for (i, piece) in pieces.iter().enumerate() {
+            let (first, last) = (i == 0, i + 1 == pieces.len());
+            let header = match level {
+                0 => true,
+                1 => first,
+                _ => first && op != 0,
+            };
+            let trailer = match level {
+                0 => true,
+                1 => last,
+                _ => last && fin,
+            };
+            if header {
+                out.extend(b"+WS_DATA:0,");
+                let values = [
+                    op as usize,
+                    fin as usize,
+                    payload.len(),
+                    i * buffer_size,
+                    piece.len(),
+                ];
+                for (bit, value) in values.iter().enumerate() {
+                    if mask & (1 << bit) != 0 {
+                        out.extend(format!("{value},").as_bytes());
+                    }
+                }
+            }
+            out.extend(*piece);
+            if trailer && mask & 32 != 0 {
+                out.extend(b"\r\n");
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn data_format_table() {
+    const BUFFER: usize = 8;
+    let long: Vec<u8> = (0..28u8).collect(); // 3.5 × buffer_size
+    let scenarios: [(&str, Vec<Frame<'_>>); 4] = [
+        ("small frame", vec![(true, 1, b"hello")]),
+        ("3.5x buffer", vec![(true, 2, &long)]),
+        ("empty frame", vec![(true, 1, b"")]),
+        (
+            "3 fragments with a ping between",
+            vec![
+                (false, 1, b"abc"),
+                (true, 9, b"p"),
+                (false, 0, b"defghijkl"),
+                (true, 0, b"mn"),
+            ],
+        ),
+    ];
+    for level in 0..=2u8 {
+        for mask in [1u8, 4, 16, 32, 48, 63] {
+            for (name, frames) in &scenarios {
+                let mut rig = Rig::quiet();
+                rig.at(&format!("AT+WSCFG=0,30,60,{BUFFER}"));
+                rig.open(0);
+                assert_eq!(
+                    rig.at(&format!("AT+WSDATAFMT=0,{level},{mask}")),
+                    b"\r\nOK\r\n"
+                );
+                let mut out = Vec::new();
+                for &(fin, op, payload) in frames {
+                    out.extend(rig.server_sends(0, fin, op, payload));
+                }
+                let expected = expected_reports(level, mask, BUFFER, frames);
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&expected),
+                    "level {level} mask {mask}: {name}"
+                );
+                let pongs: Vec<_> = frames
+                    .iter()
+                    .filter(|f| f.1 == 9)
+                    .map(|f| frame(true, 10, f.2))
+                    .collect();
+                assert_eq!(rig.sent_frames(0), pongs, "{name}");
+            }
+        }
+    }
+}
+
+#[test]
+fn data_format_anchors() {
+    // Literal outputs, so the table's model is itself checked.
+    let fragments: [Frame<'_>; 4] = [
+        (false, 1, b"abc"),
+        (true, 9, b"p"),
+        (false, 0, b"defghijkl"),
+        (true, 0, b"mn"),
+    ];
+    let cases: [(u8, u8, &[u8]); 4] = [
+        (2, 63, b"+WS_DATA:0,1,0,3,0,3,abcdefghijklmn\r\n"),
+        (
+            1,
+            63,
+            b"+WS_DATA:0,1,0,3,0,3,abc\r\n+WS_DATA:0,0,0,9,0,8,defghijkl\r\n+WS_DATA:0,0,1,2,0,2,mn\r\n",
+        ),
+        (
+            0,
+            60,
+            b"+WS_DATA:0,3,0,3,abc\r\n+WS_DATA:0,9,0,8,defghijk\r\n+WS_DATA:0,9,8,1,l\r\n+WS_DATA:0,2,0,2,mn\r\n",
+        ),
+        (0, 16, b"+WS_DATA:0,3,abc+WS_DATA:0,8,defghijk+WS_DATA:0,1,l+WS_DATA:0,2,mn"),
+    ];
+    for (level, mask, literal) in cases {
+        assert_eq!(
+            String::from_utf8_lossy(&expected_reports(level, mask, 8, &fragments)),
+            String::from_utf8_lossy(literal)
+        );
+    }
+}
