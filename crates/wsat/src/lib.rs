@@ -1,0 +1,8 @@
+//! The runtime of wsat: drives the sans-IO [`wsat_proto::Modem`] with tokio.
+//!
+//! The core decides everything; this crate moves bytes between the AT port
+//! (stdio, TCP, pty, serial), the links' sockets and the timer.
+
+pub mod driver;
+pub mod echo_server;
+pub mod net;
