@@ -13,6 +13,7 @@ extern crate std;
 
 pub mod at;
 pub mod modem;
+pub mod pki;
 pub mod ws;
 
 pub use modem::{

@@ -70,6 +70,7 @@ const COMMANDS: &[Command] = &[
     cmd("+CMD", QUERY, |m, _| m.cmd_cmd()),
     cmd("+SYSSTORE", QUERY_SET, Modem::cmd_sysstore),
     cmd("+SYSLOG", QUERY_SET, Modem::cmd_syslog),
+    cmd("+SYSMFG", QUERY_SET, Modem::cmd_sysmfg),
     cmd("+CWMODE", [true, true, true, false], Modem::cmd_cwmode),
     cmd("+CWJAP", [false, true, true, true], Modem::cmd_cwjap),
     cmd("+CWSTATE", QUERY, |m, _| m.cmd_cwstate()),
@@ -338,8 +339,9 @@ impl Modem {
         }
         let buffer_size = args.opt_int(3, 1..=16384)?;
         let auth_mode = args.opt_int(4, 0..=3)?.unwrap_or(0) as u8;
-        let pki = args.opt_int(5, 0..=255)?;
-        let ca = args.opt_int(6, 0..=255)?;
+        let max_index = i64::from(crate::pki::MAX_INDEX);
+        let pki = args.opt_int(5, 0..=max_index)?;
+        let ca = args.opt_int(6, 0..=max_index)?;
         if auth_mode != 0 && (pki.is_none() || ca.is_none()) {
             return Err(AtError::new(ErrorKind::ParamCount, args.len() as u16));
         }
@@ -347,30 +349,10 @@ impl Modem {
             ping_interval_ms: ping_interval.map_or(defaults.ping_interval_ms, |s| s as u64 * 1000),
             pong_timeout_ms: pong_timeout.map_or(defaults.pong_timeout_ms, |s| s as u64 * 1000),
             buffer_size: buffer_size.map_or(defaults.buffer_size, |n| n as usize),
-            tls: self.load_tls(auth_mode, pki.unwrap_or(0), ca.unwrap_or(0))?,
+            tls: self.load_tls(auth_mode, pki.unwrap_or(0) as u8, ca.unwrap_or(0) as u8)?,
         };
         self.links[usize::from(link)].pending_config = Some(config);
         Ok(Reply::Ok)
-    }
-
-    /// TLS material for `auth_mode`, read now as ESP-AT does. The
-    /// certificate store arrives with wss:// support; until then modes 1–3
-    /// find nothing.
-    fn load_tls(
-        &mut self,
-        auth_mode: u8,
-        _pki: i64,
-        _ca: i64,
-    ) -> Result<crate::modem::TlsParams, AtError> {
-        let missing: &[u8] = match auth_mode {
-            0 => {
-                return Ok(crate::modem::TlsParams::default());
-            }
-            1 | 3 => b"NO CERT FOUND\r\n",
-            _ => b"NO CA FOUND\r\n",
-        };
-        self.out.extend_from_slice(missing);
-        Err(AtError::exec())
     }
 
     fn cmd_wshead(&mut self, form: Form<'_>) -> Result<Reply, AtError> {

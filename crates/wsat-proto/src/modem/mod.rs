@@ -19,6 +19,7 @@
 
 mod commands;
 mod link;
+mod sysmfg;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +43,36 @@ pub trait Platform {
     fn fill_random(&mut self, buf: &mut [u8]);
     /// Seconds since the Unix epoch, UTC, if the wall clock is known.
     fn unix_time(&self) -> Option<i64>;
+
+    // The certificate store behind `AT+SYSMFG`, read by `AT+WSCFG`. The
+    // modem only ever passes a namespace from [`crate::pki::NAMESPACES`] and
+    // a key accepted by [`crate::pki::key_index`]. The defaults are an empty
+    // store that refuses writes, for platforms without one.
+
+    /// The bytes of entry `key`, or `None` when it does not exist or cannot
+    /// be read (log why; the host only sees that it is missing).
+    fn store_read(&self, _namespace: &str, _key: &str) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Replaces entry `key` with `data`. All or nothing: after a failure or
+    /// a crash the old entry (or none) is there, never part of the new one.
+    /// Returns whether the entry was written.
+    fn store_write(&mut self, _namespace: &str, _key: &str, _data: &[u8]) -> bool {
+        false
+    }
+
+    /// Erases entry `key`, or with `None` every entry of the namespace.
+    /// Returns false when a named entry did not exist or anything could not
+    /// be removed; erasing an empty namespace succeeds.
+    fn store_erase(&mut self, _namespace: &str, _key: Option<&str>) -> bool {
+        false
+    }
+
+    /// The keys of the namespace's entries, in any order.
+    fn store_keys(&self, _namespace: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Settings the runtime chooses once, when it makes the modem.
@@ -153,6 +184,11 @@ enum Input {
 enum DataTarget {
     WsHead,
     WsSend(SendRequest),
+    /// `AT+SYSMFG` write of entry `key` of `namespace`.
+    SysMfg {
+        namespace: &'static str,
+        key: String,
+    },
 }
 
 /// A command still running after its line was read.
@@ -368,6 +404,9 @@ impl Modem {
                 match target {
                     DataTarget::WsHead => self.wshead_data(buf),
                     DataTarget::WsSend(request) => self.wssend_data(request, buf),
+                    DataTarget::SysMfg { namespace, key } => {
+                        self.sysmfg_data(namespace, &key, &buf)
+                    }
                 }
             }
         }

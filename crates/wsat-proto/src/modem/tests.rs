@@ -1,25 +1,80 @@
 //! The modem fed bytes and events, asserting exact AT output and exact frames.
 use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
+
+use std::sync::Mutex;
 
 use super::*;
 use crate::ws;
 
-/// Deterministic "randomness" and a fixed wall clock.
-struct FakePlatform(u8);
+/// Deterministic "randomness", a fixed wall clock and an in-memory
+/// certificate store shared with the test (to look inside and to break it).
+struct FakePlatform {
+    seed: u8,
+    store: Arc<Mutex<FakeStore>>,
+}
+
+#[derive(Default)]
+struct FakeStore {
+    /// `(namespace, key)` → value.
+    entries: BTreeMap<(String, String), Vec<u8>>,
+    /// Every write and erase fails, like a full or read-only disk.
+    broken: bool,
+}
 
 impl Platform for FakePlatform {
     fn fill_random(&mut self, buf: &mut [u8]) {
         for b in buf {
-            self.0 = self.0.wrapping_mul(31).wrapping_add(7);
-            *b = self.0;
+            self.seed = self.seed.wrapping_mul(31).wrapping_add(7);
+            *b = self.seed;
         }
     }
     fn unix_time(&self) -> Option<i64> {
         Some(1_634_587_947)
+    }
+    fn store_read(&self, namespace: &str, key: &str) -> Option<Vec<u8>> {
+        let store = self.store.lock().unwrap();
+        store.entries.get(&(namespace.into(), key.into())).cloned()
+    }
+    fn store_write(&mut self, namespace: &str, key: &str, data: &[u8]) -> bool {
+        let mut store = self.store.lock().unwrap();
+        if store.broken {
+            return false;
+        }
+        store
+            .entries
+            .insert((namespace.into(), key.into()), data.to_vec());
+        true
+    }
+    fn store_erase(&mut self, namespace: &str, key: Option<&str>) -> bool {
+        let mut store = self.store.lock().unwrap();
+        if store.broken {
+            return false;
+        }
+        match key {
+            Some(key) => store
+                .entries
+                .remove(&(namespace.into(), key.into()))
+                .is_some(),
+            None => {
+                store.entries.retain(|(ns, _), _| ns != namespace);
+                true
+            }
+        }
+    }
+    fn store_keys(&self, namespace: &str) -> Vec<String> {
+        let store = self.store.lock().unwrap();
+        store
+            .entries
+            .keys()
+            .filter(|(ns, _)| ns == namespace)
+            .map(|(_, key)| key.clone())
+            .collect()
     }
 }
 
@@ -27,6 +82,7 @@ impl Platform for FakePlatform {
 struct Rig {
     modem: Modem,
     now: u64,
+    store: Arc<Mutex<FakeStore>>,
 }
 
 /// A frame the client sent, unmasked.
@@ -98,8 +154,17 @@ fn parse_client_frames(mut bytes: &[u8]) -> Vec<ClientFrame> {
 
 impl Rig {
     fn new() -> Self {
-        let modem = Modem::new(ModemOptions::default(), Box::new(FakePlatform(1)), 0);
-        let mut rig = Rig { modem, now: 0 };
+        let store = Arc::new(Mutex::new(FakeStore::default()));
+        let platform = FakePlatform {
+            seed: 1,
+            store: store.clone(),
+        };
+        let modem = Modem::new(ModemOptions::default(), Box::new(platform), 0);
+        let mut rig = Rig {
+            modem,
+            now: 0,
+            store,
+        };
         assert_eq!(rig.output(), b"\r\nready\r\n");
         rig
     }
@@ -402,6 +467,257 @@ fn wscfg_with_certificates_reports_what_is_missing() {
     assert_eq!(
         rig.at("AT+WSCFG=0,30,60,4096,1,0,0"),
         b"NO CERT FOUND\r\n\r\nERROR\r\n"
+    );
+}
+
+// --- AT+SYSMFG and the TLS material of AT+WSCFG ------------------------
+
+/// A PEM-looking value with everything that could trip a text path: CR LF,
+/// quotes, commas, backslashes, NUL and bytes that are not UTF-8.
+fn awkward_pem() -> Vec<u8> {
+    let mut pem = b"-----BEGIN CERTIFICATE-----\r\nMIIB,\"x\"\\y\n".to_vec();
+    pem.extend_from_slice(&[0, 0xFF, 0xFE, b'\r', b'\n', b'>']);
+    pem.extend_from_slice(b"-----END CERTIFICATE-----\r\n");
+    pem
+}
+
+impl Rig {
+    /// Writes `value` with `AT+SYSMFG=2`, asserting the prompt and the `OK`.
+    fn sysmfg_write(&mut self, namespace: &str, key: &str, value: &[u8]) {
+        let line = format!("AT+SYSMFG=2,\"{namespace}\",\"{key}\",8,{}", value.len());
+        assert_eq!(self.at(&line), b"\r\nOK\r\n\r\n>", "{line}");
+        assert_eq!(self.input(value), b"\r\nOK\r\n");
+    }
+
+    fn stored(&self, namespace: &str, key: &str) -> Option<Vec<u8>> {
+        let store = self.store.lock().unwrap();
+        store.entries.get(&(namespace.into(), key.into())).cloned()
+    }
+}
+
+#[test]
+fn sysmfg_round_trips_a_binary_value_byte_for_byte() {
+    let mut rig = Rig::new();
+    let pem = awkward_pem();
+    // Echo on: the command line is echoed, the value after `>` never is.
+    let line = format!("AT+SYSMFG=2,\"wss_ca\",\"wss_ca.0\",8,{}\r\n", pem.len());
+    let mut expected = line.clone().into_bytes();
+    expected.extend_from_slice(b"\r\nOK\r\n\r\n>");
+    assert_eq!(rig.input(line.as_bytes()), expected);
+    // In two pieces, to show the value may arrive in any chunks.
+    assert_eq!(rig.input(&pem[..10]), b"");
+    assert_eq!(rig.input(&pem[10..]), b"\r\nOK\r\n");
+    assert_eq!(rig.stored("wss_ca", "wss_ca.0"), Some(pem.clone()));
+
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    let mut expected = format!("+SYSMFG:\"wss_ca\",\"wss_ca.0\",8,{},", pem.len()).into_bytes();
+    expected.extend_from_slice(&pem);
+    expected.extend_from_slice(b"\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+SYSMFG=1,\"wss_ca\",\"wss_ca.0\""), expected);
+
+    // Writing again replaces the value.
+    rig.sysmfg_write("wss_ca", "wss_ca.0", b"new");
+    assert_eq!(
+        rig.at("AT+SYSMFG=1,\"wss_ca\",\"wss_ca.0\""),
+        b"+SYSMFG:\"wss_ca\",\"wss_ca.0\",8,3,new\r\n\r\nOK\r\n"
+    );
+}
+
+#[test]
+fn sysmfg_reads_part_of_a_value() {
+    let mut rig = Rig::quiet();
+    rig.sysmfg_write("wss_cert", "wss_cert.1", b"0123456789");
+    let read = |rig: &mut Rig, offset: u32, length: u32| {
+        rig.at(&format!(
+            "AT+SYSMFG=1,\"wss_cert\",\"wss_cert.1\",{offset},{length}"
+        ))
+    };
+    assert_eq!(
+        read(&mut rig, 2, 3),
+        b"+SYSMFG:\"wss_cert\",\"wss_cert.1\",8,3,234\r\n\r\nOK\r\n"
+    );
+    // The last part is shorter: a host can read in fixed steps.
+    assert_eq!(
+        read(&mut rig, 8, 4),
+        b"+SYSMFG:\"wss_cert\",\"wss_cert.1\",8,2,89\r\n\r\nOK\r\n"
+    );
+    assert_eq!(read(&mut rig, 10, 1), b"\r\nERROR\r\n");
+    assert_eq!(read(&mut rig, 0, 0), b"\r\nERROR\r\n");
+    // An offset needs a length.
+    assert_eq!(
+        rig.at("AT+SYSMFG=1,\"wss_cert\",\"wss_cert.1\",2"),
+        b"\r\nERROR\r\n"
+    );
+}
+
+#[test]
+fn sysmfg_lists_namespaces_and_keys() {
+    let mut rig = Rig::quiet();
+    let namespaces: &[u8] =
+        b"+SYSMFG:\"wss_cert\"\r\n+SYSMFG:\"wss_key\"\r\n+SYSMFG:\"wss_ca\"\r\n\r\nOK\r\n";
+    assert_eq!(rig.at("AT+SYSMFG?"), namespaces);
+    assert_eq!(rig.at("AT+SYSMFG=1"), namespaces);
+    assert_eq!(rig.at("AT+SYSMFG=1,\"wss_cert\""), b"\r\nOK\r\n");
+    rig.sysmfg_write("wss_cert", "wss_cert.10", b"a");
+    rig.sysmfg_write("wss_cert", "wss_cert.2", b"b");
+    rig.sysmfg_write("wss_key", "wss_key.0", b"c");
+    // By index, not by text.
+    assert_eq!(
+        rig.at("AT+SYSMFG=1,\"wss_cert\""),
+        b"+SYSMFG:\"wss_cert\",\"wss_cert.2\",8\r\n\
+          +SYSMFG:\"wss_cert\",\"wss_cert.10\",8\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+SYSMFG?"), namespaces);
+}
+
+#[test]
+fn sysmfg_erases_a_key_or_a_namespace() {
+    let mut rig = Rig::quiet();
+    rig.sysmfg_write("wss_ca", "wss_ca.0", b"zero");
+    rig.sysmfg_write("wss_ca", "wss_ca.1", b"one");
+    rig.sysmfg_write("wss_key", "wss_key.0", b"key");
+    assert_eq!(rig.at("AT+SYSMFG=0,\"wss_ca\",\"wss_ca.0\""), b"\r\nOK\r\n");
+    assert_eq!(rig.stored("wss_ca", "wss_ca.0"), None);
+    // Gone: reading or erasing it again fails, as in ESP-AT.
+    assert_eq!(
+        rig.at("AT+SYSMFG=1,\"wss_ca\",\"wss_ca.0\""),
+        b"\r\nERROR\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+SYSMFG=0,\"wss_ca\",\"wss_ca.0\""),
+        b"\r\nERROR\r\n"
+    );
+    assert_eq!(rig.at("AT+SYSMFG=0,\"wss_ca\""), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+SYSMFG=1,\"wss_ca\""), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+SYSMFG=0,\"wss_ca\""), b"\r\nOK\r\n");
+    // Other namespaces keep their entries.
+    assert_eq!(rig.stored("wss_key", "wss_key.0"), Some(b"key".to_vec()));
+}
+
+#[test]
+fn sysmfg_rejects_bad_parameters_and_failed_writes() {
+    let mut rig = Rig::quiet();
+    rig.sysmfg_write("wss_ca", "wss_ca.0", b"ca");
+    for bad in [
+        "AT+SYSMFG",
+        "AT+SYSMFG=?",
+        "AT+SYSMFG=",
+        "AT+SYSMFG=3,\"wss_ca\"",
+        "AT+SYSMFG=-1,\"wss_ca\"",
+        "AT+SYSMFG=\"1\"",
+        // Namespaces and keys outside the WebSocket store.
+        "AT+SYSMFG=1,\"client_ca\"",
+        "AT+SYSMFG=1,\"wss_ca\",\"wss_cert.0\"",
+        "AT+SYSMFG=1,\"wss_ca\",\"wss_ca.256\"",
+        "AT+SYSMFG=1,\"wss_ca\",\"wss_ca.00\"",
+        "AT+SYSMFG=1,\"wss_ca\",\"../wss_ca.0\"",
+        "AT+SYSMFG=1,\"wss_ca\",\"wss_ca.0/..\"",
+        "AT+SYSMFG=1,wss_ca",
+        "AT+SYSMFG=1,,\"wss_ca.0\"",
+        "AT+SYSMFG=1,\"wss_ca\",\"wss_ca.9\"",
+        "AT+SYSMFG=1,\"wss_ca\",\"wss_ca.0\",0,1,2",
+        "AT+SYSMFG=0",
+        "AT+SYSMFG=0,\"wss_ca\",\"wss_ca.0\",1",
+        "AT+SYSMFG=0,\"nope\"",
+        // Writes: binary only, a length in range, every field given.
+        "AT+SYSMFG=2,\"wss_ca\",\"wss_ca.1\",7,4",
+        "AT+SYSMFG=2,\"wss_ca\",\"wss_ca.1\",1,4",
+        "AT+SYSMFG=2,\"wss_ca\",\"wss_ca.1\",9,4",
+        "AT+SYSMFG=2,\"wss_ca\",\"wss_ca.1\",8,0",
+        "AT+SYSMFG=2,\"wss_ca\",\"wss_ca.1\",8,65537",
+        "AT+SYSMFG=2,\"wss_ca\",\"wss_ca.1\",8",
+        "AT+SYSMFG=2,\"wss_ca\",\"wss_ca.1\"",
+        "AT+SYSMFG=2,\"wss_ca\",\"wss_x.1\",8,4",
+        "AT+SYSMFG=2,\"wss_ca\",\"wss_ca.1\",8,\"4\"",
+    ] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+    assert_eq!(rig.stored("wss_ca", "wss_ca.1"), None);
+    assert_eq!(rig.stored("wss_ca", "wss_ca.0"), Some(b"ca".to_vec()));
+    // With the error log on, a bad namespace names parameter 2.
+    assert_eq!(rig.at("AT+SYSLOG=1"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+SYSMFG=1,\"client_ca\""),
+        b"ERR CODE:0x01070002\r\n\r\nERROR\r\n"
+    );
+    assert_eq!(rig.at("AT+SYSLOG=0"), b"\r\nOK\r\n");
+
+    // A store that cannot write: the value is taken, then ERROR.
+    rig.store.lock().unwrap().broken = true;
+    assert_eq!(
+        rig.at("AT+SYSMFG=2,\"wss_ca\",\"wss_ca.0\",8,3"),
+        b"\r\nOK\r\n\r\n>"
+    );
+    assert_eq!(rig.input(b"new"), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+SYSMFG=0,\"wss_ca\""), b"\r\nERROR\r\n");
+    assert_eq!(rig.stored("wss_ca", "wss_ca.0"), Some(b"ca".to_vec()));
+    assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
+}
+
+#[test]
+fn wscfg_names_the_first_missing_material() {
+    let mut rig = Rig::quiet();
+    let cases: &[(&str, &[u8])] = &[
+        ("AT+WSCFG=0,30,60,4096,1,0,0", b"NO CERT FOUND\r\n"),
+        ("AT+WSCFG=0,30,60,4096,3,0,0", b"NO CERT FOUND\r\n"),
+        ("AT+WSCFG=0,30,60,4096,2,0,0", b"NO CA FOUND\r\n"),
+    ];
+    for (line, missing) in cases {
+        let mut expected = missing.to_vec();
+        expected.extend_from_slice(b"\r\nERROR\r\n");
+        assert_eq!(rig.at(line), expected, "{line}");
+    }
+    rig.sysmfg_write("wss_cert", "wss_cert.1", b"cert");
+    for mode in [1, 3] {
+        assert_eq!(
+            rig.at(&format!("AT+WSCFG=0,30,60,4096,{mode},1,0")),
+            b"NO PRVT_KEY FOUND\r\n\r\nERROR\r\n"
+        );
+    }
+    rig.sysmfg_write("wss_key", "wss_key.1", b"key");
+    assert_eq!(rig.at("AT+WSCFG=0,30,60,4096,1,1,0"), b"\r\nOK\r\n");
+    // The CA number is its own: CA 1 is not there, CA 2 is.
+    rig.sysmfg_write("wss_ca", "wss_ca.2", b"ca");
+    assert_eq!(
+        rig.at("AT+WSCFG=0,30,60,4096,3,1,1"),
+        b"NO CA FOUND\r\n\r\nERROR\r\n"
+    );
+    assert_eq!(rig.at("AT+WSCFG=0,30,60,4096,3,1,2"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+WSCFG=0,30,60,4096,2,9,2"), b"\r\nOK\r\n");
+    // Modes 1 and 2 ignore the number they do not use.
+    assert_eq!(rig.at("AT+WSCFG=0,30,60,4096,1,1,9"), b"\r\nOK\r\n");
+    // With the error log on, the line comes first, then the code.
+    assert_eq!(rig.at("AT+SYSLOG=1"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+WSCFG=0,30,60,4096,2,0,0"),
+        b"NO CA FOUND\r\nERR CODE:0x010a0000\r\n\r\nERROR\r\n"
+    );
+    assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
+}
+
+#[test]
+fn wscfg_reads_the_material_when_it_runs() {
+    let mut rig = Rig::quiet();
+    rig.sysmfg_write("wss_cert", "wss_cert.0", b"CERT");
+    rig.sysmfg_write("wss_key", "wss_key.0", b"KEY");
+    rig.sysmfg_write("wss_ca", "wss_ca.0", b"CA");
+    assert_eq!(rig.at("AT+WSCFG=1,30,60,4096,3,0,0"), b"\r\nOK\r\n");
+    // Changing the store afterwards does not change this configuration.
+    assert_eq!(rig.at("AT+SYSMFG=0,\"wss_ca\""), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+WSOPEN=1,\"wss://example.com/\""), b"");
+    assert_eq!(
+        rig.actions(),
+        vec![NetAction::Connect {
+            link: 1,
+            host: "example.com".into(),
+            port: 443,
+            tls: Some(TlsParams {
+                auth_mode: 3,
+                client_cert: Some(b"CERT".to_vec()),
+                client_key: Some(b"KEY".to_vec()),
+                ca: Some(b"CA".to_vec()),
+            }),
+        }]
     );
 }
 
