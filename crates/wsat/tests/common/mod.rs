@@ -1,0 +1,177 @@
+//! Test rig: the real `wsat` binary on `--tcp 127.0.0.1:0`, a host talking to
+//! it byte for byte, and WebSocket servers on 127.0.0.1:0.
+#![allow(dead_code)]
+
+pub mod raw;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::time::timeout;
+
+/// How long any single wait in a test may take.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// A running `wsat --tcp 127.0.0.1:0`, killed on drop.
+pub struct Wsat {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Wsat {
+    pub fn start() -> Wsat {
+        Wsat::start_with(&[])
+    }
+
+    pub fn start_with(args: &[&str]) -> Wsat {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsat"))
+            .args(["--tcp", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wsat");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("wsat exited before listening")
+                .expect("read stderr");
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break addr.parse().expect("address");
+            }
+        };
+        // Keep draining stderr so the modem never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Wsat { child, addr }
+    }
+
+    /// A new host connection: a fresh modem whose `ready` has been read.
+    pub async fn host(&self) -> Host {
+        let stream = timeout(WAIT, TcpStream::connect(self.addr))
+            .await
+            .expect("connect timed out")
+            .expect("connect");
+        stream.set_nodelay(true).unwrap();
+        let mut host = Host { stream };
+        host.expect(b"\r\nready\r\n").await;
+        host
+    }
+
+    /// A host with echo off (`ATE0` answered).
+    pub async fn quiet_host(&self) -> Host {
+        let mut host = self.host().await;
+        host.send(b"ATE0\r\n").await;
+        host.expect(b"ATE0\r\n\r\nOK\r\n").await;
+        host
+    }
+}
+
+impl Drop for Wsat {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The host side of the AT port.
+pub struct Host {
+    pub stream: TcpStream,
+}
+
+impl Host {
+    pub async fn send(&mut self, bytes: &[u8]) {
+        timeout(WAIT, self.stream.write_all(bytes))
+            .await
+            .expect("write timed out")
+            .expect("write");
+    }
+
+    /// Reads exactly `expected.len()` bytes and asserts they are `expected`.
+    pub async fn expect(&mut self, expected: &[u8]) {
+        let got = self.read_exact(expected.len()).await;
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(expected),
+            "AT port output"
+        );
+        assert_eq!(got, expected);
+    }
+
+    pub async fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        let mut got = vec![0u8; n];
+        match timeout(WAIT, self.stream.read_exact(&mut got)).await {
+            Ok(Ok(_)) => got,
+            Ok(Err(error)) => panic!("AT port read failed: {error}"),
+            Err(_) => panic!("timed out waiting for {n} bytes"),
+        }
+    }
+
+    /// Reads until `needle` has arrived; returns everything read.
+    pub async fn read_until(&mut self, needle: &[u8]) -> Vec<u8> {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !got.windows(needle.len()).any(|w| w == needle) {
+            let n = timeout(WAIT, self.stream.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "timed out waiting for {:?}; got {:?}",
+                        String::from_utf8_lossy(needle),
+                        String::from_utf8_lossy(&got)
+                    )
+                })
+                .expect("read");
+            assert!(n > 0, "AT port closed; got {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    }
+
+    /// A command line with echo off, and its exact answer.
+    pub async fn at(&mut self, line: &str, answer: &[u8]) {
+        self.send(format!("{line}\r\n").as_bytes()).await;
+        self.expect(answer).await;
+    }
+
+    /// Asserts the modem still answers `AT` (echo off).
+    pub async fn alive(&mut self) {
+        self.at("AT", b"\r\nOK\r\n").await;
+    }
+
+    /// `AT+WSOPEN` that must succeed (echo off).
+    pub async fn open(&mut self, link: u8, uri: &str) {
+        let answer = format!("+WS_CONNECTED:{link}\r\n\r\nOK\r\n");
+        self.at(&format!("AT+WSOPEN={link},\"{uri}\""), answer.as_bytes())
+            .await;
+    }
+
+    /// `AT+WSSEND` with its data in one write, answered `SEND OK` (echo off).
+    pub async fn send_data(&mut self, params: &str, data: &[u8]) {
+        self.send(format!("AT+WSSEND={params}\r\n").as_bytes()).await;
+        self.expect(b"\r\nOK\r\n\r\n>").await;
+        self.send(data).await;
+        self.expect(b"\r\nSEND OK\r\n").await;
+    }
+}
+
+/// tokio-tungstenite's echo server (the one `wsat echo-server` runs) on
+/// 127.0.0.1:0; returns its `ws://` URI.
+pub async fn echo_server() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(wsat::echo_server::serve(listener));
+    format!("ws://{addr}")
+}
+
+/// A port on 127.0.0.1 with nothing listening.
+pub async fn closed_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap().port()
+}
