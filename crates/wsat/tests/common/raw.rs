@@ -46,6 +46,8 @@ impl RawListener {
             .await
             .expect("no connection came")
             .unwrap();
+        // Small writes go out as written: tests control TCP segments.
+        stream.set_nodelay(true).unwrap();
         let mut conn = RawConn {
             stream,
             buf: Vec::new(),
@@ -161,8 +163,14 @@ fn parse_client_frame(bytes: &[u8]) -> Option<(Frame, usize)> {
     assert_eq!(b0 & 0x70, 0, "RSV bits set");
     assert!(b1 & 0x80 != 0, "client frame not masked");
     let (len, rest) = match b1 & 0x7F {
-        126 => (u16::from_be_bytes(rest.get(..2)?.try_into().unwrap()) as usize, &rest[2..]),
-        127 => (u64::from_be_bytes(rest.get(..8)?.try_into().unwrap()) as usize, &rest[8..]),
+        126 => (
+            u16::from_be_bytes(rest.get(..2)?.try_into().unwrap()) as usize,
+            &rest[2..],
+        ),
+        127 => (
+            u64::from_be_bytes(rest.get(..8)?.try_into().unwrap()) as usize,
+            &rest[8..],
+        ),
         n => (n as usize, rest),
     };
     let mask: [u8; 4] = rest.get(..4)?.try_into().unwrap();
