@@ -13,9 +13,9 @@ async fn malformed_commands_are_errors() {
     let mut host = wsat.quiet_host().await;
     let bad = [
         "AT+NOSUCH",
-        "AT+WSOPEN",      // no execute form
-        "AT+WSSEND?",     // no query form
-        "AT+WSCLOSE=?",   // no test form
+        "AT+WSOPEN",    // no execute form
+        "AT+WSSEND?",   // no query form
+        "AT+WSCLOSE=?", // no test form
         "AT+WSCFG=3,10,120",
         "AT+WSCFG=0,0,120",
         "AT+WSCFG=0,7201,120",
@@ -52,7 +52,12 @@ async fn malformed_commands_are_errors() {
     for line in bad {
         host.send(format!("{line}\r\n").as_bytes()).await;
         let got = host.read_exact(ERROR.len()).await;
-        assert_eq!(got, ERROR, "{line} answered {:?}", String::from_utf8_lossy(&got));
+        assert_eq!(
+            got,
+            ERROR,
+            "{line} answered {:?}",
+            String::from_utf8_lossy(&got)
+        );
         host.alive().await;
     }
 }
@@ -126,7 +131,9 @@ async fn garbage_and_overlong_lines_keep_the_modem_in_sync() {
     let wsat = Wsat::start();
     let mut host = wsat.quiet_host().await;
     // Every byte value except the terminators, then a terminator.
-    let garbage: Vec<u8> = (0..=255u8).filter(|b| !matches!(b, b'\r' | b'\n')).collect();
+    let garbage: Vec<u8> = (0..=255u8)
+        .filter(|b| !matches!(b, b'\r' | b'\n'))
+        .collect();
     host.send(&garbage).await;
     host.at("", ERROR).await;
     // 10 KB without CR or LF, then its end.
@@ -153,7 +160,10 @@ async fn a_modem_survives_a_server_that_sends_garbage() {
     conn.send_raw(&[0xF3, 0x05, 1, 2, 3, 4, 5]).await;
     host.expect(b"+WS_DISCONNECTED:0\r\n").await;
     let close = conn.read_frame().await;
-    assert_eq!((close.opcode, close.payload), (8, 1002u16.to_be_bytes().to_vec()));
+    assert_eq!(
+        (close.opcode, close.payload),
+        (8, 1002u16.to_be_bytes().to_vec())
+    );
     conn.expect_eof().await;
     host.alive().await;
 }

@@ -75,7 +75,10 @@ async fn command_and_data_in_one_write_and_the_next_command_after_it() {
     } else {
         String::from_utf8(host.read_exact(6).await).unwrap()
     };
-    assert!(out.contains("\r\nSEND OK\r\n\r\nOK\r\n") || rest == "\r\nOK\r\n", "{out:?} {rest:?}");
+    assert!(
+        out.contains("\r\nSEND OK\r\n\r\nOK\r\n") || rest == "\r\nOK\r\n",
+        "{out:?} {rest:?}"
+    );
     host.alive().await;
 }
 
@@ -99,7 +102,11 @@ async fn a_16384_byte_send_is_split_at_buffer_size() {
         let mut frames = 0;
         while received.len() < data.len() {
             let frame = conn.read_frame().await;
-            assert!(frame.payload.len() <= buffer_size, "frame of {}", frame.payload.len());
+            assert!(
+                frame.payload.len() <= buffer_size,
+                "frame of {}",
+                frame.payload.len()
+            );
             let expected_op = if frames == 0 { 2 } else { 0 };
             assert_eq!(frame.opcode, expected_op);
             received.extend_from_slice(&frame.payload);
@@ -123,8 +130,11 @@ async fn handshake_carries_headers_subprotocol_and_auth() {
     host.expect(b"\r\nOK\r\n\r\n>").await;
     host.send(header).await;
     host.expect(b"\r\nOK\r\n").await;
-    host.at("AT+WSHEAD?", b"+WSHEAD:0,\"X-Token: abc 123\"\r\n\r\nOK\r\n")
-        .await;
+    host.at(
+        "AT+WSHEAD?",
+        b"+WSHEAD:0,\"X-Token: abc 123\"\r\n\r\nOK\r\n",
+    )
+    .await;
 
     let open = format!(
         "AT+WSOPEN=2,\"{}/chat?room=1\",\"chat\",5000,\"Bearer xyz\"\r\n",
@@ -133,9 +143,16 @@ async fn handshake_carries_headers_subprotocol_and_auth() {
     host.send(open.as_bytes()).await;
     let conn = server.accept(Answer::Upgrade).await;
     host.expect(b"+WS_CONNECTED:2\r\n\r\nOK\r\n").await;
-    assert!(conn.request.starts_with("GET /chat?room=1 HTTP/1.1\r\n"), "{}", conn.request);
+    assert!(
+        conn.request.starts_with("GET /chat?room=1 HTTP/1.1\r\n"),
+        "{}",
+        conn.request
+    );
     let port = server.uri.rsplit(':').next().unwrap();
-    assert_eq!(conn.header("Host"), Some(format!("127.0.0.1:{port}").as_str()));
+    assert_eq!(
+        conn.header("Host"),
+        Some(format!("127.0.0.1:{port}").as_str())
+    );
     assert_eq!(conn.header("Upgrade"), Some("websocket"));
     assert_eq!(conn.header("Connection"), Some("Upgrade"));
     assert_eq!(conn.header("Sec-WebSocket-Version"), Some("13"));
@@ -193,8 +210,16 @@ async fn stdio_is_the_default_at_port() {
     drop(stdin);
     // EOF on stdin ends the modem once its output is written.
     let mut out = String::new();
-    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
     assert!(child.wait().unwrap().success());
-    assert!(out.starts_with("\r\nready\r\nATE0\r\n\r\nOK\r\nAT version:"), "{out:?}");
+    assert!(
+        out.starts_with("\r\nready\r\nATE0\r\n\r\nOK\r\nAT version:"),
+        "{out:?}"
+    );
     assert!(out.ends_with("\r\nOK\r\n"), "{out:?}");
 }

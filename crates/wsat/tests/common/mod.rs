@@ -128,7 +128,11 @@ impl Host {
                     )
                 })
                 .expect("read");
-            assert!(n > 0, "AT port closed; got {:?}", String::from_utf8_lossy(&got));
+            assert!(
+                n > 0,
+                "AT port closed; got {:?}",
+                String::from_utf8_lossy(&got)
+            );
             got.extend_from_slice(&buf[..n]);
         }
         got
@@ -154,7 +158,8 @@ impl Host {
 
     /// `AT+WSSEND` with its data in one write, answered `SEND OK` (echo off).
     pub async fn send_data(&mut self, params: &str, data: &[u8]) {
-        self.send(format!("AT+WSSEND={params}\r\n").as_bytes()).await;
+        self.send(format!("AT+WSSEND={params}\r\n").as_bytes())
+            .await;
         self.expect(b"\r\nOK\r\n\r\n>").await;
         self.send(data).await;
         self.expect(b"\r\nSEND OK\r\n").await;
