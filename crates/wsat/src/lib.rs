@@ -6,3 +6,5 @@
 pub mod driver;
 pub mod echo_server;
 pub mod net;
+pub mod pki;
+pub mod tls;

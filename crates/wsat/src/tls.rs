@@ -1,0 +1,645 @@
+//! TLS for `wss://` links, per `AT+WSCFG` auth mode, over rustls (ring).
+//!
+//! | mode | server certificate | client certificate |
+//! |---|---|---|
+//! | 0 | not verified | none |
+//! | 1 | not verified | `wss_cert.<pki>` + `wss_key.<pki>` |
+//! | 2 | chain verified against `wss_ca.<ca>` | none |
+//! | 3 | chain verified against `wss_ca.<ca>` | `wss_cert.<pki>` + `wss_key.<pki>` |
+//!
+//! What this does and does not protect against:
+//! - Modes 0 and 1 encrypt, but anyone on the path can pose as the server
+//!   (like ESP-AT, which sets no CA in these modes). The handshake's
+//!   signatures are still checked, so the peer must hold the key of the
+//!   certificate it shows, whatever that certificate is.
+//! - Modes 2 and 3 accept only a server whose chain leads to the given CA,
+//!   within its validity period. The host name is not compared with the
+//!   certificate unless [`TlsOptions::verify_hostname`] is set (ESP-AT does
+//!   not compare it either): without it, any server holding a certificate
+//!   from that CA can pose as any other. With a private CA that issues only
+//!   your servers' certificates that is usually acceptable; with a public
+//!   CA it is not, so turn host-name checking on.
+//! - Modes 1 and 3 prove the client's identity to a server that asks.
+//! - Revocation (CRL, OCSP) is not checked in any mode.
+//!
+//! Material is PEM (several certificates may follow each other: a chain, or
+//! several CAs); a value without a PEM header is read as one DER object, as
+//! mbedTLS in ESP-AT would.
+use std::io;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::{self, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use tokio_rustls::TlsConnector;
+use wsat_proto::TlsParams;
+
+/// Choices the command line makes for every TLS link.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// Modes 2 and 3 also require the server's certificate to name the host
+    /// (`--tls-verify-hostname`). ESP-AT does not check it.
+    pub verify_hostname: bool,
+}
+
+/// Runs the TLS handshake on `tcp` as `params` says, for server `host` (a
+/// DNS name, sent as SNI, or an IP address, not sent).
+///
+/// Not bounded in time: the caller races it against its connect timeout.
+/// With TLS 1.3 a server's refusal of the client (no or wrong client
+/// certificate) arrives after the handshake, so it shows up as an error on
+/// the first read rather than here.
+pub async fn connect(
+    tcp: TcpStream,
+    host: &str,
+    params: &TlsParams,
+    options: &TlsOptions,
+) -> io::Result<TlsStream<TcpStream>> {
+    let (config, server_name) = client_config(host, params, options)?;
+    TlsConnector::from(Arc::new(config))
+        .connect(server_name, tcp)
+        .await
+}
+
+/// The rustls configuration and server name for one connection.
+fn client_config(
+    host: &str,
+    params: &TlsParams,
+    options: &TlsOptions,
+) -> io::Result<(ClientConfig, ServerName<'static>)> {
+    let provider = Arc::new(crypto::ring::default_provider());
+    let verifier: Arc<dyn ServerCertVerifier> = match params.auth_mode {
+        0 | 1 => Arc::new(NoServerVerification {
+            algorithms: provider.signature_verification_algorithms,
+        }),
+        2 | 3 => {
+            let ca = material(&params.ca, "CA certificate")?;
+            chain_verifier(ca, provider.clone(), options.verify_hostname)?
+        }
+        mode => return Err(invalid(format!("unknown auth mode {mode}"))),
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(format!("TLS setup: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = if matches!(params.auth_mode, 1 | 3) {
+        let chain = certificates(material(&params.client_cert, "client certificate")?)
+            .map_err(|e| invalid(format!("client certificate: {e}")))?;
+        let key = private_key(material(&params.client_key, "client private key")?)?;
+        builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| invalid(format!("client certificate and key: {e}")))?
+    } else {
+        builder.with_no_client_auth()
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let server_name = match host.parse::<IpAddr>() {
+        Ok(ip) => ServerName::IpAddress(ip.into()),
+        Err(_) => match ServerName::try_from(host.to_owned()) {
+            Ok(name) => name,
+            // Not a DNS name rustls accepts (`a..b`): connect without SNI
+            // when nothing compares the name, as ESP-AT would.
+            Err(_) if !options.verify_hostname || !matches!(params.auth_mode, 2 | 3) => {
+                config.enable_sni = false;
+                ServerName::try_from("invalid").expect("a valid DNS name")
+            }
+            Err(e) => return Err(invalid(format!("{host:?} is not a TLS server name: {e}"))),
+        },
+    };
+    Ok((config, server_name))
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, message)
+}
+
+fn material<'a>(value: &'a Option<Vec<u8>>, what: &str) -> io::Result<&'a [u8]> {
+    match value {
+        Some(bytes) if !bytes.is_empty() => Ok(bytes),
+        _ => Err(invalid(format!("no {what}"))),
+    }
+}
+
+fn is_pem(bytes: &[u8]) -> bool {
+    bytes.windows(11).any(|w| w == b"-----BEGIN ")
+}
+
+/// Every certificate in `bytes`: PEM blocks in order, or one DER object.
+fn certificates(bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    if !is_pem(bytes) {
+        return Ok(vec![CertificateDer::from(bytes.to_vec())]);
+    }
+    let certs = CertificateDer::pem_slice_iter(bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("bad PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err("no CERTIFICATE block in the PEM".into());
+    }
+    Ok(certs)
+}
+
+fn private_key(bytes: &[u8]) -> io::Result<PrivateKeyDer<'static>> {
+    let key = if is_pem(bytes) {
+        PrivateKeyDer::from_pem_slice(bytes).map_err(|e| e.to_string())
+    } else {
+        PrivateKeyDer::try_from(bytes.to_vec()).map_err(str::to_owned)
+    };
+    key.map_err(|e| invalid(format!("client private key: {e}")))
+}
+
+/// A verifier of the chain against `ca`; of the host name too if asked.
+fn chain_verifier(
+    ca: &[u8],
+    provider: Arc<CryptoProvider>,
+    verify_hostname: bool,
+) -> io::Result<Arc<dyn ServerCertVerifier>> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca).map_err(|e| invalid(format!("CA certificate: {e}")))? {
+        roots
+            .add(cert)
+            .map_err(|e| invalid(format!("CA certificate: {e}")))?;
+    }
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+        .build()
+        .map_err(|e| invalid(format!("CA certificate: {e}")))?;
+    Ok(match verify_hostname {
+        true => webpki,
+        false => Arc::new(ChainOnly { webpki }),
+    })
+}
+
+/// Modes 0 and 1: any certificate, but the handshake signatures must be
+/// made with its key (so the session really is with its holder).
+#[derive(Debug)]
+struct NoServerVerification {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for NoServerVerification {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// Modes 2 and 3 without host-name checking: webpki's verification, with
+/// only its name-mismatch error forgiven. webpki compares the name last,
+/// after the chain, validity and usage checks passed, so forgiving it
+/// skips nothing else.
+#[derive(Debug)]
+struct ChainOnly {
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verified = self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        );
+        match verified {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use rcgen::{
+        date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair,
+    };
+    use rustls::server::WebPkiClientVerifier;
+    use rustls::ServerConfig;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::task::JoinHandle;
+    use tokio::time::timeout;
+
+    use super::*;
+
+    /// Every wait in these tests ends within this.
+    const LIMIT: Duration = Duration::from_secs(10);
+    /// What each test server sends once the handshake is done.
+    const GREETING: &[u8] = b"hello";
+
+    /// A CA that issues certificates.
+    struct Ca {
+        pem: String,
+        der: CertificateDer<'static>,
+        issuer: Issuer<'static, KeyPair>,
+    }
+
+    fn ca(name: &str) -> Ca {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).unwrap();
+        Ca {
+            pem: cert.pem(),
+            der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A certificate and key (PEM and DER) for `names`, issued by `ca`.
+    struct Leaf {
+        cert_pem: String,
+        key_pem: String,
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+    }
+
+    fn leaf(ca: &Ca, names: &[&str], expired: bool) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "leaf");
+        if expired {
+            params.not_before = date_time_ymd(2000, 1, 1);
+            params.not_after = date_time_ymd(2001, 1, 1);
+        }
+        let cert = params.signed_by(&key, &ca.issuer).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert: cert.der().clone(),
+            key: PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        }
+    }
+
+    /// A one-connection TLS server on 127.0.0.1 presenting `leaf`, asking
+    /// for a client certificate from `client_ca` if given. Sends
+    /// [`GREETING`] after the handshake; yields the SNI it received.
+    async fn tls_server(
+        leaf: &Leaf,
+        client_ca: Option<&Ca>,
+    ) -> (SocketAddr, JoinHandle<Option<String>>) {
+        let provider = Arc::new(crypto::ring::default_provider());
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            Some(ca) => {
+                let mut roots = RootCertStore::empty();
+                roots.add(ca.der.clone()).unwrap();
+                let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                    .build()
+                    .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder
+            .with_single_cert(vec![leaf.cert.clone()], leaf.key.clone_key())
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let task = tokio::spawn(async move {
+            let (tcp, _) = listener.accept().await.ok()?;
+            let mut tls = acceptor.accept(tcp).await.ok()?;
+            let sni = tls.get_ref().1.server_name().map(str::to_owned);
+            let _ = tls.write_all(GREETING).await;
+            let _ = tls.shutdown().await;
+            sni
+        });
+        (addr, task)
+    }
+
+    /// Connects with `params` and reads what the server sends. Ok only
+    /// when the greeting arrived in full.
+    async fn client(
+        addr: SocketAddr,
+        host: &str,
+        params: &TlsParams,
+        options: &TlsOptions,
+    ) -> io::Result<()> {
+        let attempt = async {
+            let tcp = TcpStream::connect(addr).await?;
+            let mut tls = connect(tcp, host, params, options).await?;
+            let mut got = Vec::new();
+            tls.read_to_end(&mut got).await?;
+            match got == GREETING {
+                true => Ok(()),
+                false => Err(io::Error::other(format!("got {got:?}"))),
+            }
+        };
+        timeout(LIMIT, attempt).await.expect("TLS test hung")
+    }
+
+    fn params(mode: u8, client: Option<&Leaf>, ca: Option<&Ca>) -> TlsParams {
+        TlsParams {
+            auth_mode: mode,
+            client_cert: client.map(|c| c.cert_pem.clone().into_bytes()),
+            client_key: client.map(|c| c.key_pem.clone().into_bytes()),
+            ca: ca.map(|c| c.pem.clone().into_bytes()),
+        }
+    }
+
+    const NO_HOSTNAME: TlsOptions = TlsOptions {
+        verify_hostname: false,
+    };
+    const HOSTNAME: TlsOptions = TlsOptions {
+        verify_hostname: true,
+    };
+
+    /// Runs one client against a fresh server; returns the client's result.
+    async fn attempt(
+        server: &Leaf,
+        client_ca: Option<&Ca>,
+        host: &str,
+        params: &TlsParams,
+        options: &TlsOptions,
+    ) -> io::Result<()> {
+        let (addr, task) = tls_server(server, client_ca).await;
+        let result = client(addr, host, params, options).await;
+        task.abort();
+        result
+    }
+
+    fn assert_fails(result: io::Result<()>, needle: &str) {
+        let err = result.expect_err("should have failed");
+        assert!(err.to_string().contains(needle), "{err} lacks {needle:?}");
+    }
+
+    #[tokio::test]
+    async fn mode_0_connects_to_anything() {
+        let ca = ca("test CA");
+        for server in [
+            leaf(&ca, &["localhost", "127.0.0.1"], false),
+            leaf(&ca, &["elsewhere.example"], false),
+            leaf(&ca, &["localhost"], true),
+        ] {
+            for options in [NO_HOSTNAME, HOSTNAME] {
+                attempt(&server, None, "localhost", &params(0, None, None), &options)
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn mode_2_verifies_the_chain() {
+        let ca_right = ca("right CA");
+        let ca_wrong = ca("wrong CA");
+        let server = leaf(&ca_right, &["localhost", "127.0.0.1"], false);
+        for host in ["localhost", "127.0.0.1"] {
+            for options in [NO_HOSTNAME, HOSTNAME] {
+                let p = params(2, None, Some(&ca_right));
+                attempt(&server, None, host, &p, &options).await.unwrap();
+            }
+        }
+        let p = params(2, None, Some(&ca_wrong));
+        let result = attempt(&server, None, "localhost", &p, &NO_HOSTNAME).await;
+        assert_fails(result, "UnknownIssuer");
+        let expired = leaf(&ca_right, &["localhost"], true);
+        let p = params(2, None, Some(&ca_right));
+        let result = attempt(&expired, None, "localhost", &p, &NO_HOSTNAME).await;
+        assert_fails(result, "xpired");
+    }
+
+    #[tokio::test]
+    async fn mode_2_checks_the_host_name_only_when_asked() {
+        let ca = ca("test CA");
+        let other = leaf(&ca, &["elsewhere.example"], false);
+        let p = params(2, None, Some(&ca));
+        attempt(&other, None, "localhost", &p, &NO_HOSTNAME)
+            .await
+            .unwrap();
+        attempt(&other, None, "127.0.0.1", &p, &NO_HOSTNAME)
+            .await
+            .unwrap();
+        let result = attempt(&other, None, "localhost", &p, &HOSTNAME).await;
+        assert_fails(result, "not valid for name");
+        let result = attempt(&other, None, "127.0.0.1", &p, &HOSTNAME).await;
+        assert_fails(result, "not valid for name");
+        // Forgiving the name forgives nothing else: wrong CA and wrong name.
+        let stranger = leaf(&self::ca("stranger"), &["elsewhere.example"], false);
+        let result = attempt(&stranger, None, "localhost", &p, &NO_HOSTNAME).await;
+        assert_fails(result, "UnknownIssuer");
+    }
+
+    #[tokio::test]
+    async fn client_certificates_for_a_server_that_demands_one() {
+        let ca = ca("test CA");
+        let server = leaf(&ca, &["localhost"], false);
+        let client_leaf = leaf(&ca, &["client.example"], false);
+        for (mode, cert_ca) in [(1, None), (3, Some(&ca))] {
+            let p = params(mode, Some(&client_leaf), cert_ca);
+            attempt(&server, Some(&ca), "localhost", &p, &NO_HOSTNAME)
+                .await
+                .unwrap_or_else(|e| panic!("mode {mode}: {e}"));
+        }
+        for (mode, cert_ca) in [(0, None), (2, Some(&ca))] {
+            let p = params(mode, None, cert_ca);
+            let result = attempt(&server, Some(&ca), "localhost", &p, &NO_HOSTNAME).await;
+            assert!(result.is_err(), "mode {mode} without a client certificate");
+        }
+        // A certificate the server's CA did not issue.
+        let foreign = leaf(&self::ca("other CA"), &["client.example"], false);
+        let p = params(1, Some(&foreign), None);
+        let result = attempt(&server, Some(&ca), "localhost", &p, &NO_HOSTNAME).await;
+        assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn sni_for_names_not_for_addresses() {
+        let ca = ca("test CA");
+        let server = leaf(&ca, &["localhost", "127.0.0.1"], false);
+        for (host, sni) in [("localhost", Some("localhost")), ("127.0.0.1", None)] {
+            let (addr, task) = tls_server(&server, None).await;
+            client(addr, host, &params(0, None, None), &NO_HOSTNAME)
+                .await
+                .unwrap();
+            let got = timeout(LIMIT, task).await.unwrap().unwrap();
+            assert_eq!(got.as_deref(), sni, "{host}");
+        }
+    }
+
+    #[tokio::test]
+    async fn material_in_crlf_pem_or_der_works() {
+        let ca = ca("test CA");
+        let server = leaf(&ca, &["localhost"], false);
+        let client_leaf = leaf(&ca, &["client"], false);
+        let crlf = |s: &str| s.replace("\r\n", "\n").replace('\n', "\r\n").into_bytes();
+        let variants = [
+            TlsParams {
+                auth_mode: 3,
+                client_cert: Some(crlf(&client_leaf.cert_pem)),
+                client_key: Some(crlf(&client_leaf.key_pem)),
+                ca: Some(crlf(&ca.pem)),
+            },
+            TlsParams {
+                auth_mode: 3,
+                client_cert: Some(client_leaf.cert.to_vec()),
+                client_key: Some(client_leaf.key.secret_der().to_vec()),
+                ca: Some(ca.der.to_vec()),
+            },
+        ];
+        for p in variants {
+            attempt(&server, Some(&ca), "localhost", &p, &NO_HOSTNAME)
+                .await
+                .unwrap();
+        }
+        // Several CAs in one entry: any of them may have issued the server's.
+        let mut two = self::ca("unrelated").pem.into_bytes();
+        two.extend_from_slice(ca.pem.as_bytes());
+        let p = TlsParams {
+            ca: Some(two),
+            ..params(2, None, None)
+        };
+        attempt(&server, None, "localhost", &p, &NO_HOSTNAME)
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn bad_material_is_an_error_not_a_panic() {
+        let ca = ca("test CA");
+        let client_leaf = leaf(&ca, &["client"], false);
+        let good_ca = Some(ca.pem.clone().into_bytes());
+        let cert = Some(client_leaf.cert_pem.clone().into_bytes());
+        let key = Some(client_leaf.key_pem.clone().into_bytes());
+        let truncated = ca.pem.as_bytes()[..ca.pem.len() / 2].to_vec();
+        let cases = [
+            (2, None, None, None),
+            (2, None, None, Some(Vec::new())),
+            (2, None, None, Some(b"garbage".to_vec())),
+            (2, None, None, Some(truncated)),
+            (
+                2,
+                None,
+                None,
+                Some(client_leaf.key_pem.clone().into_bytes()),
+            ),
+            (
+                2,
+                None,
+                None,
+                Some(b"-----BEGIN CERTIFICATE-----\n!!!\n-----END CERTIFICATE-----\n".to_vec()),
+            ),
+            (1, None, key.clone(), None),
+            (1, cert.clone(), None, None),
+            (1, cert.clone(), Some(b"not a key".to_vec()), None),
+            (1, cert.clone(), cert.clone(), None),
+            (1, key.clone(), key.clone(), None),
+            (3, cert.clone(), key.clone(), None),
+            (3, None, None, good_ca.clone()),
+            (4, None, None, good_ca),
+        ];
+        for (mode, client_cert, client_key, ca) in cases {
+            let p = TlsParams {
+                auth_mode: mode,
+                client_cert,
+                client_key,
+                ca,
+            };
+            let err = client_config("localhost", &p, &NO_HOSTNAME).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{p:?}: {err}");
+        }
+        // A host that is no DNS name: fine without name checks, else an error.
+        assert!(client_config("a..b", &params(0, None, None), &HOSTNAME).is_ok());
+        let p = params(2, None, Some(&ca));
+        assert!(client_config("a..b", &p, &NO_HOSTNAME).is_ok());
+        assert!(client_config("a..b", &p, &HOSTNAME).is_err());
+        assert!(client_config("[::1]", &p, &HOSTNAME).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_server_that_is_not_tls_fails_fast() {
+        for reply in [&b"HTTP/1.1 400 Bad Request\r\n\r\n"[..], b""] {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = tokio::spawn(async move {
+                let (mut tcp, _) = listener.accept().await.unwrap();
+                let mut hello = [0u8; 64];
+                let _ = tcp.read(&mut hello).await;
+                let _ = tcp.write_all(reply).await;
+                if reply.is_empty() {
+                    return; // close at once
+                }
+                // Keep the socket open: the client must fail on the bytes alone.
+                let _ = tcp.read(&mut hello).await;
+            });
+            let result = client(addr, "localhost", &params(0, None, None), &NO_HOSTNAME).await;
+            assert!(result.is_err(), "{reply:?}");
+            server.abort();
+        }
+    }
+}
