@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, watch};
 use wsat_proto::{LinkId, Modem, ModemOptions, NetAction, NetEvent, Platform, LINK_COUNT};
 
 use crate::net::{Connection, LinkEvent, LinkEventKind, Target};
+use crate::pki::PkiStore;
+use crate::tls::TlsOptions;
 
 /// Host output (written or held in the core) past which the links' sockets
 /// are no longer read, so TCP pushes back on the servers instead of memory
@@ -24,10 +26,16 @@ const HOST_READ_SIZE: usize = 16 * 1024;
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
     pub options: ModemOptions,
+    pub tls: TlsOptions,
+    /// Where `AT+SYSMFG` keeps certificates; `None`: an empty store that
+    /// refuses writes.
+    pub store: Option<PkiStore>,
 }
 
-/// Randomness from the OS, time from the system clock.
-struct HostPlatform;
+/// Randomness from the OS, time from the system clock, certificates on disk.
+struct HostPlatform {
+    store: Option<PkiStore>,
+}
 
 impl Platform for HostPlatform {
     fn fill_random(&mut self, buf: &mut [u8]) {
@@ -39,6 +47,29 @@ impl Platform for HostPlatform {
         let since = SystemTime::now().duration_since(UNIX_EPOCH).ok()?;
         i64::try_from(since.as_secs()).ok()
     }
+
+    fn store_read(&self, namespace: &str, key: &str) -> Option<Vec<u8>> {
+        self.store.as_ref()?.store_read(namespace, key)
+    }
+
+    fn store_write(&mut self, namespace: &str, key: &str, data: &[u8]) -> bool {
+        self.store
+            .as_ref()
+            .is_some_and(|store| store.store_write(namespace, key, data))
+    }
+
+    fn store_erase(&mut self, namespace: &str, key: Option<&str>) -> bool {
+        self.store
+            .as_ref()
+            .is_some_and(|store| store.store_erase(namespace, key))
+    }
+
+    fn store_keys(&self, namespace: &str) -> Vec<String> {
+        self.store
+            .as_ref()
+            .map(|store| store.store_keys(namespace))
+            .unwrap_or_default()
+    }
 }
 
 /// Runs a modem on the AT port `(reader, writer)` until the host closes it
@@ -49,7 +80,13 @@ where
     W: AsyncWrite + Unpin,
 {
     let start = Instant::now();
-    let modem = Modem::new(settings.options.clone(), Box::new(HostPlatform), 0);
+    let modem = Modem::new(
+        settings.options.clone(),
+        Box::new(HostPlatform {
+            store: settings.store.clone(),
+        }),
+        0,
+    );
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
     let (paused, _) = watch::channel(false);
     let mut driver = Driver {
@@ -57,6 +94,7 @@ where
         modem,
         links: Default::default(),
         next_conn: 0,
+        tls: settings.tls.clone(),
         events_tx,
         paused,
         out: Vec::new(),
@@ -75,6 +113,7 @@ struct Driver {
     modem: Modem,
     links: [Option<Connection>; LINK_COUNT],
     next_conn: u64,
+    tls: TlsOptions,
     events_tx: mpsc::Sender<LinkEvent>,
     paused: watch::Sender<bool>,
     /// Host output; `out[written..]` is still to be written.
@@ -202,7 +241,12 @@ impl Driver {
                 let conn = Connection::spawn(
                     link,
                     self.next_conn,
-                    Target { host, port, tls },
+                    Target {
+                        host,
+                        port,
+                        tls,
+                        tls_options: self.tls.clone(),
+                    },
                     self.events_tx.clone(),
                     self.paused.subscribe(),
                 );

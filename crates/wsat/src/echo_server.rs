@@ -30,10 +30,9 @@ async fn echo(stream: TcpStream) -> Result<(), tokio_tungstenite::tungstenite::E
     stream.set_nodelay(true)?;
     let mut ws = tokio_tungstenite::accept_async(stream).await?;
     while let Some(message) = ws.next().await {
-        match message? {
-            message @ (Message::Text(_) | Message::Binary(_)) => ws.send(message).await?,
-            // Pings are answered and close handshakes completed by tungstenite.
-            _ => {}
+        // Pings are answered and close handshakes completed by tungstenite.
+        if let message @ (Message::Text(_) | Message::Binary(_)) = message? {
+            ws.send(message).await?;
         }
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! `wsat`: a WebSocket AT modem on stdio or TCP, and an echo server to try it.
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
@@ -8,6 +9,8 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 use wsat::driver::{self, Settings};
 use wsat::echo_server;
+use wsat::pki::PkiStore;
+use wsat::tls::TlsOptions;
 use wsat_proto::ModemOptions;
 
 /// A WebSocket "AT modem": speaks ESP-AT's WebSocket AT commands on the AT
@@ -21,6 +24,16 @@ struct Cli {
     /// connection is an independent modem (e.g. 127.0.0.1:2323; port 0 picks one).
     #[arg(long, value_name = "ADDR")]
     tcp: Option<SocketAddr>,
+
+    /// Where `AT+SYSMFG` keeps TLS certificates and keys, one PEM file per
+    /// entry [default: $XDG_DATA_HOME/wsat/pki or ~/.local/share/wsat/pki].
+    #[arg(long, value_name = "DIR")]
+    pki_dir: Option<PathBuf>,
+
+    /// With AT+WSCFG auth modes 2 and 3, also check that the server's
+    /// certificate names the host (ESP-AT checks only the chain).
+    #[arg(long)]
+    tls_verify_hostname: bool,
 
     /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -73,6 +86,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let settings = Arc::new(Settings {
         options: modem_options(),
+        tls: TlsOptions {
+            verify_hostname: cli.tls_verify_hostname,
+        },
+        store: open_store(cli.pki_dir)?,
     });
     match cli.tcp {
         Some(addr) => serve_tcp(addr, settings).await,
@@ -100,6 +117,25 @@ async fn serve_tcp(addr: SocketAddr, settings: Arc<Settings>) -> anyhow::Result<
                 tracing::info!(%peer, %error, "modem ended");
             }
         });
+    }
+}
+
+/// An explicit `--pki-dir` must work; the default one may be unusable (a
+/// read-only home), and then the store is empty and refuses writes.
+fn open_store(dir: Option<PathBuf>) -> anyhow::Result<Option<PkiStore>> {
+    match dir {
+        Some(dir) => {
+            let store = PkiStore::open(dir.clone())
+                .with_context(|| format!("opening the certificate store {}", dir.display()))?;
+            Ok(Some(store))
+        }
+        None => match PkiStore::open(PkiStore::default_dir()) {
+            Ok(store) => Ok(Some(store)),
+            Err(error) => {
+                tracing::warn!(%error, "no certificate store");
+                Ok(None)
+            }
+        },
     }
 }
 

@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 use wsat_proto::{LinkId, TlsParams};
 
+use crate::tls::{self, TlsOptions};
+
 /// How much one socket read takes at most.
 const READ_SIZE: usize = 16 * 1024;
 /// How long a closing connection may take to write what was queued before
@@ -42,7 +44,9 @@ enum Command {
 pub struct Target {
     pub host: String,
     pub port: u16,
+    /// `Some` for `wss://`.
     pub tls: Option<TlsParams>,
+    pub tls_options: TlsOptions,
 }
 
 /// A byte stream a link runs over: plain TCP or TLS.
@@ -156,10 +160,10 @@ async fn open(target: &Target) -> io::Result<Box<dyn Io>> {
     tcp.set_nodelay(true)?;
     match &target.tls {
         None => Ok(Box::new(tcp)),
-        Some(_) => Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "wss:// is not supported yet",
-        )),
+        Some(params) => {
+            let stream = tls::connect(tcp, &target.host, params, &target.tls_options).await?;
+            Ok(Box::new(stream))
+        }
     }
 }
 
