@@ -17,5 +17,5 @@ pub mod pki;
 pub mod ws;
 
 pub use modem::{
-    LinkId, Modem, ModemOptions, NetAction, NetEvent, Platform, TlsParams, LINK_COUNT,
+    LinkId, Modem, ModemOptions, NetAction, NetEvent, Platform, TlsParams, UartConfig, LINK_COUNT,
 };

@@ -70,6 +70,8 @@ const COMMANDS: &[Command] = &[
     cmd("+CMD", QUERY, |m, _| m.cmd_cmd()),
     cmd("+SYSSTORE", QUERY_SET, Modem::cmd_sysstore),
     cmd("+SYSLOG", QUERY_SET, Modem::cmd_syslog),
+    cmd("+UART_CUR", QUERY_SET, |m, f| m.cmd_uart(f, false)),
+    cmd("+UART_DEF", QUERY_SET, |m, f| m.cmd_uart(f, true)),
     cmd("+SYSMFG", QUERY_SET, Modem::cmd_sysmfg),
     cmd("+CWMODE", [true, true, true, false], Modem::cmd_cwmode),
     cmd("+CWJAP", [false, true, true, true], Modem::cmd_cwjap),
@@ -157,6 +159,8 @@ impl Modem {
     fn cmd_rst(&mut self) -> Result<Reply, AtError> {
         self.ok();
         self.reset();
+        // `ready` comes at the saved line settings.
+        self.uart_reset();
         self.out.extend_from_slice(at::READY);
         Ok(Reply::Done)
     }

@@ -13,6 +13,8 @@
 //!    [`Modem::poll_net_action`] until it returns `None`, and
 //!    [`Modem::poll_timeout`] to re-arm the timer. Input that `host_input`
 //!    did not consume must be offered again after the next step-1 call.
+//!    Once the host output got so far is written, [`Modem::poll_uart_change`]
+//!    (apply the change, then poll the host output again).
 //!
 //! Nothing else changes the modem's answers, so a runtime that follows these
 //! two steps never misses an action or a deadline.
@@ -22,6 +24,7 @@ mod link;
 mod sysmfg;
 #[cfg(test)]
 mod tests;
+mod uart;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -30,6 +33,7 @@ use alloc::vec::Vec;
 
 use crate::at::{self, AtError, ErrorKind};
 use link::{LinkSlot, SendRequest};
+pub use uart::UartConfig;
 
 /// ESP-AT's three WebSocket links, ids 0..=2.
 pub const LINK_COUNT: usize = 3;
@@ -82,6 +86,8 @@ pub struct ModemOptions {
     pub commit: String,
     /// Goes into `AT+GMR`; ESP-AT's `__DATE__ __TIME__` form, `Nov 23 2026 19:28:00`.
     pub build_time: String,
+    /// The AT port's line settings at start (`AT+UART_CUR?`, `AT+UART_DEF?`).
+    pub uart: UartConfig,
 }
 
 impl Default for ModemOptions {
@@ -89,6 +95,7 @@ impl Default for ModemOptions {
         ModemOptions {
             commit: String::from("0000000"),
             build_time: String::from("Jan  1 1970 00:00:00"),
+            uart: UartConfig::DEFAULT,
         }
     }
 }
@@ -164,6 +171,7 @@ pub struct Modem {
     settings: Settings,
     links: [LinkSlot; LINK_COUNT],
     actions: VecDeque<NetAction>,
+    uart: uart::UartState,
 }
 
 /// What the AT port is doing with the bytes it receives.
@@ -243,6 +251,7 @@ impl Modem {
     /// A modem fresh from reset; its first output is `\r\nready\r\n`.
     pub fn new(options: ModemOptions, platform: Box<dyn Platform + Send>, now: u64) -> Self {
         Modem {
+            uart: uart::UartState::new(options.uart),
             options,
             platform,
             now,
@@ -303,7 +312,12 @@ impl Modem {
 
     /// Appends the bytes waiting for the AT port to `out`.
     pub fn poll_host_output(&mut self, out: &mut Vec<u8>) {
-        if out.is_empty() {
+        if self.uart.blocked() {
+            // Only up to the next line-speed change; see `poll_uart_change`.
+            let n = self.uart.releasable(self.out.len());
+            out.extend(self.out.drain(..n));
+            self.uart.released(n);
+        } else if out.is_empty() {
             core::mem::swap(out, &mut self.out);
         } else {
             out.append(&mut self.out);
@@ -329,11 +343,17 @@ impl Modem {
     }
 
     /// Bytes of reports held back (during a data prompt or a half-typed echoed
-    /// line) that `poll_host_output` has not returned yet. Count them with
+    /// line, or after a pending [`Modem::poll_uart_change`]) that
+    /// `poll_host_output` has not returned yet. Count them with
     /// the runtime's own unwritten host output when deciding to stop reading
     /// the links' sockets.
     pub fn held_output_len(&self) -> usize {
-        self.held.len()
+        let withheld = if self.uart.blocked() {
+            self.out.len()
+        } else {
+            0
+        };
+        self.held.len() + withheld
     }
 
     // --- the line discipline -------------------------------------------
