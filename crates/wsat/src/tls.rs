@@ -19,6 +19,9 @@
 //!   from that CA can pose as any other. With a private CA that issues only
 //!   your servers' certificates that is usually acceptable; with a public
 //!   CA it is not, so turn host-name checking on.
+//! - As with mbedTLS, a self-signed server certificate stored as its own CA
+//!   (what `openssl req -x509` makes) is accepted in modes 2 and 3, within
+//!   its validity period.
 //! - Modes 1 and 3 prove the client's identity to a server that asks.
 //! - Revocation (CRL, OCSP) is not checked in any mode.
 //!
@@ -30,12 +33,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::crypto::{self, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    CertificateError, ClientConfig, DigitallySignedStruct, OtherError, RootCertStore,
+    SignatureScheme,
 };
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -162,19 +167,21 @@ fn chain_verifier(
     provider: Arc<CryptoProvider>,
     verify_hostname: bool,
 ) -> io::Result<Arc<dyn ServerCertVerifier>> {
+    let anchors = certificates(ca).map_err(|e| invalid(format!("CA certificate: {e}")))?;
     let mut roots = RootCertStore::empty();
-    for cert in certificates(ca).map_err(|e| invalid(format!("CA certificate: {e}")))? {
+    for cert in &anchors {
         roots
-            .add(cert)
+            .add(cert.clone())
             .map_err(|e| invalid(format!("CA certificate: {e}")))?;
     }
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
         .build()
         .map_err(|e| invalid(format!("CA certificate: {e}")))?;
-    Ok(match verify_hostname {
-        true => webpki,
-        false => Arc::new(ChainOnly { webpki }),
-    })
+    Ok(Arc::new(CaVerifier {
+        webpki,
+        anchors,
+        verify_hostname,
+    }))
 }
 
 /// Modes 0 and 1: any certificate, but the handshake signatures must be
@@ -219,16 +226,50 @@ impl ServerCertVerifier for NoServerVerification {
     }
 }
 
-/// Modes 2 and 3 without host-name checking: webpki's verification, with
-/// only its name-mismatch error forgiven. webpki compares the name last,
-/// after the chain, validity and usage checks passed, so forgiving it
-/// skips nothing else.
+/// Modes 2 and 3: webpki's verification against the CA entry, with two
+/// differences that make it behave like ESP-AT (mbedTLS):
+/// - Without `verify_hostname`, webpki's name-mismatch error is forgiven.
+///   webpki compares the name last, after the chain, validity and usage
+///   checks passed, so forgiving it skips nothing else.
+/// - A server certificate byte-equal to one of the CA entry's certificates
+///   is trusted as itself even when it says CA:TRUE (what `openssl req
+///   -x509` makes), which webpki refuses as `CaUsedAsEndEntity`. Its
+///   validity dates, and the name if asked, are still checked here; the
+///   handshake signatures are checked against its key as for any other.
 #[derive(Debug)]
-struct ChainOnly {
+struct CaVerifier {
     webpki: Arc<WebPkiServerVerifier>,
+    /// The CA entry's certificates, DER.
+    anchors: Vec<CertificateDer<'static>>,
+    verify_hostname: bool,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl CaVerifier {
+    /// The checks for a server certificate that is one of the anchors.
+    fn verify_anchor_itself(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        server_name: &ServerName<'_>,
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let bad = |error| rustls::Error::InvalidCertificate(error);
+        let (not_before, not_after) =
+            validity(end_entity).ok_or(bad(CertificateError::BadEncoding))?;
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        if now < not_before {
+            return Err(bad(CertificateError::NotValidYet));
+        }
+        if now > not_after {
+            return Err(bad(CertificateError::Expired));
+        }
+        if self.verify_hostname {
+            verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)?;
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+}
+
+impl ServerCertVerifier for CaVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -247,7 +288,16 @@ impl ServerCertVerifier for ChainOnly {
         match verified {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.verify_hostname => Ok(ServerCertVerified::assertion()),
+            Err(rustls::Error::InvalidCertificate(CertificateError::Other(other)))
+                if is_ca_used_as_end_entity(&other)
+                    && self
+                        .anchors
+                        .iter()
+                        .any(|a| a.as_ref() == end_entity.as_ref()) =>
+            {
+                self.verify_anchor_itself(end_entity, server_name, now)
+            }
             other => other,
         }
     }
@@ -273,6 +323,108 @@ impl ServerCertVerifier for ChainOnly {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.webpki.supported_verify_schemes()
     }
+}
+
+/// webpki's refusal of a CA certificate as the server's own. rustls passes
+/// it on only as text; the unit tests pin that text.
+fn is_ca_used_as_end_entity(error: &OtherError) -> bool {
+    error.0.to_string() == "CaUsedAsEndEntity"
+}
+
+/// A DER certificate's validity period (notBefore, notAfter), in seconds
+/// since the Unix epoch; `None` when it does not parse.
+fn validity(cert: &[u8]) -> Option<(i64, i64)> {
+    const SEQUENCE: u8 = 0x30;
+    let (SEQUENCE, cert, _) = der_item(cert)? else {
+        return None;
+    };
+    let (SEQUENCE, tbs, _) = der_item(cert)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    // The optional `[0] version`, then serialNumber, signature, issuer.
+    if let (0xA0, _, after) = der_item(rest)? {
+        rest = after;
+    }
+    for tag in [0x02, SEQUENCE, SEQUENCE] {
+        let (found, _, after) = der_item(rest)?;
+        if found != tag {
+            return None;
+        }
+        rest = after;
+    }
+    let (SEQUENCE, validity, _) = der_item(rest)? else {
+        return None;
+    };
+    let (tag, not_before, rest) = der_item(validity)?;
+    let not_before = der_time(tag, not_before)?;
+    let (tag, not_after, _) = der_item(rest)?;
+    Some((not_before, der_time(tag, not_after)?))
+}
+
+/// One DER item: (tag, contents, what follows). Single-byte tags only,
+/// which is all a certificate's outer structure uses.
+fn der_item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7F);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let (len, rest) = rest.split_at(n);
+        let len = len.iter().fold(0usize, |acc, &b| acc << 8 | usize::from(b));
+        (len, rest)
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// A DER UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`)
+/// in seconds since the Unix epoch.
+fn der_time(tag: u8, value: &[u8]) -> Option<i64> {
+    let (year, rest) = match tag {
+        0x17 => {
+            // RFC 5280: two-digit years 50-99 are 19xx.
+            let yy = digits(value.get(..2)?)?;
+            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &value[2..])
+        }
+        0x18 => (digits(value.get(..4)?)?, &value[4..]),
+        _ => return None,
+    };
+    if rest.len() != 11 || rest[10] != b'Z' {
+        return None;
+    }
+    let field = |i: usize| digits(&rest[i..i + 2]);
+    let (month, day) = (field(0)?, field(2)?);
+    let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
+    let in_range = (1..=12).contains(&month)
+        && (1..=31).contains(&day)
+        && hour <= 23
+        && minute <= 59
+        && second <= 60;
+    if !in_range {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+fn digits(text: &[u8]) -> Option<i64> {
+    text.iter().try_fold(0i64, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
+    })
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
+/// algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 #[cfg(test)]
@@ -619,6 +771,174 @@ mod tests {
         assert!(client_config("a..b", &p, &NO_HOSTNAME).is_ok());
         assert!(client_config("a..b", &p, &HOSTNAME).is_err());
         assert!(client_config("[::1]", &p, &HOSTNAME).is_ok());
+    }
+
+    /// A self-signed CA:TRUE certificate for `names`, valid from `from`
+    /// to `to` (years), as `openssl req -x509` makes.
+    fn self_signed(names: &[&str], from: i32, to: i32) -> Leaf {
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, "self");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.not_before = date_time_ymd(from, 1, 1);
+        params.not_after = date_time_ymd(to, 1, 1);
+        let cert = params.self_signed(&key).unwrap();
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            cert: cert.der().clone(),
+            key: PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        }
+    }
+
+    fn with_ca(mode: u8, ca: &[u8]) -> TlsParams {
+        TlsParams {
+            auth_mode: mode,
+            ca: Some(ca.to_vec()),
+            ..TlsParams::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_self_signed_ca_certificate_is_its_own_ca() {
+        let server = self_signed(&["localhost", "127.0.0.1"], 2020, 2090);
+        let pem = server.cert_pem.as_bytes();
+        for host in ["localhost", "127.0.0.1"] {
+            for options in [NO_HOSTNAME, HOSTNAME] {
+                attempt(&server, None, host, &with_ca(2, pem), &options)
+                    .await
+                    .unwrap_or_else(|e| panic!("{host}: {e}"));
+            }
+        }
+        // Mode 3 (the server asks for no client certificate here), and the
+        // certificate second in an entry of several, in DER alone too.
+        let client_leaf = leaf(&ca("client CA"), &["client"], false);
+        let p = TlsParams {
+            client_cert: Some(client_leaf.cert_pem.into_bytes()),
+            client_key: Some(client_leaf.key_pem.into_bytes()),
+            ..with_ca(3, pem)
+        };
+        attempt(&server, None, "localhost", &p, &HOSTNAME)
+            .await
+            .unwrap();
+        let mut two = ca("unrelated").pem.into_bytes();
+        two.extend_from_slice(pem);
+        attempt(&server, None, "localhost", &with_ca(2, &two), &HOSTNAME)
+            .await
+            .unwrap();
+        attempt(
+            &server,
+            None,
+            "localhost",
+            &with_ca(2, &server.cert),
+            &HOSTNAME,
+        )
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_self_signed_certificate_is_trusted_only_as_itself() {
+        let server = self_signed(&["localhost"], 2020, 2090);
+        // Another self-signed certificate, even for the same name: refused.
+        let other = self_signed(&["localhost"], 2020, 2090);
+        let p = with_ca(2, other.cert_pem.as_bytes());
+        let result = attempt(&server, None, "localhost", &p, &NO_HOSTNAME).await;
+        assert_fails(result, "CaUsedAsEndEntity");
+        // Signed by a real CA, but not that CA: refused.
+        let p = params(2, None, Some(&ca("test CA")));
+        let result = attempt(&server, None, "localhost", &p, &NO_HOSTNAME).await;
+        assert_fails(result, "CaUsedAsEndEntity");
+        // Expired or not yet valid: refused.
+        for (from, to, needle) in [(2000, 2001, "xpired"), (2080, 2090, "not valid yet")] {
+            let dated = self_signed(&["localhost"], from, to);
+            let p = with_ca(2, dated.cert_pem.as_bytes());
+            let result = attempt(&dated, None, "localhost", &p, &NO_HOSTNAME).await;
+            assert_fails(result, needle);
+        }
+        // Another name: only `--tls-verify-hostname` minds.
+        let elsewhere = self_signed(&["elsewhere.example"], 2020, 2090);
+        let p = with_ca(2, elsewhere.cert_pem.as_bytes());
+        attempt(&elsewhere, None, "localhost", &p, &NO_HOSTNAME)
+            .await
+            .unwrap();
+        let result = attempt(&elsewhere, None, "localhost", &p, &HOSTNAME).await;
+        assert_fails(result, "not valid for name");
+        let result = attempt(&elsewhere, None, "127.0.0.1", &p, &HOSTNAME).await;
+        assert_fails(result, "not valid for name");
+    }
+
+    /// The checks of the anchor path on their own, at chosen times (webpki
+    /// refuses a certificate out of its dates before this path is taken).
+    #[test]
+    fn the_anchor_path_checks_dates_and_name() {
+        let cert = self_signed(&["localhost"], 2000, 2001).cert;
+        let provider = Arc::new(crypto::ring::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots.add(cert.clone()).unwrap();
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .unwrap();
+        let verifier = |verify_hostname| CaVerifier {
+            webpki: webpki.clone(),
+            anchors: vec![cert.clone()],
+            verify_hostname,
+        };
+        let at = |secs: u64| UnixTime::since_unix_epoch(Duration::from_secs(secs));
+        let localhost = ServerName::try_from("localhost").unwrap();
+        let other = ServerName::try_from("other.example").unwrap();
+        // 2000-01-01 is 946684800, 2001-01-01 978307200.
+        for (secs, ok) in [
+            (946_684_799, false),
+            (946_684_800, true),
+            (978_307_200, true),
+            (978_307_201, false),
+            (0, false),
+            (u64::MAX, false),
+        ] {
+            let result = verifier(true).verify_anchor_itself(&cert, &localhost, at(secs));
+            assert_eq!(result.is_ok(), ok, "{secs}: {result:?}");
+        }
+        let in_range = at(960_000_000);
+        assert!(verifier(false)
+            .verify_anchor_itself(&cert, &other, in_range)
+            .is_ok());
+        assert!(verifier(true)
+            .verify_anchor_itself(&cert, &other, in_range)
+            .is_err());
+    }
+
+    #[test]
+    fn validity_dates_in_both_time_encodings() {
+        // rcgen writes UTCTime before 2050 and GeneralizedTime from 2050 on.
+        for (from, to, expected) in [
+            (2000, 2001, (946_684_800, 978_307_200)),
+            (1970, 2049, (0, 2_493_072_000)),
+            (2049, 2050, (2_493_072_000, 2_524_608_000)),
+            (2100, 2400, (4_102_444_800, 13_569_465_600)),
+        ] {
+            let cert = self_signed(&["x"], from, to).cert;
+            assert_eq!(validity(&cert), Some(expected), "{from}-{to}");
+            // No prefix of a certificate panics or parses as one.
+            for len in 0..cert.len() {
+                assert_eq!(validity(&cert[..len]), None, "{len}");
+            }
+        }
+        assert_eq!(validity(b""), None);
+        assert_eq!(validity(&[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF]), None);
+        assert_eq!(validity(&[0x30, 0x80]), None);
+        assert_eq!(der_time(0x17, b"991231235959Z"), Some(946_684_799));
+        assert_eq!(der_time(0x18, b"20000229000000Z"), Some(951_782_400));
+        for bad in [
+            &b"991231235959"[..],
+            b"991331235959Z",
+            b"9912312359Z",
+            b"99123123595+Z",
+        ] {
+            assert_eq!(der_time(0x17, bad), None, "{bad:?}");
+        }
+        assert_eq!(der_time(0x04, b"991231235959Z"), None);
     }
 
     #[tokio::test]
