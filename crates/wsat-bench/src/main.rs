@@ -1,0 +1,526 @@
+//! `wsat-bench`: measures the wsat modem against what a user could use
+//! instead, side by side in one run, on loopback:
+//!
+//! - AT round trip (`AT` → `OK`) against a raw TCP echo of 4 bytes;
+//! - echo latency of a 64-byte binary message through the modem against a
+//!   direct tokio-tungstenite client;
+//! - send and receive throughput of 16 KiB messages, and of every size from
+//!   16 B to 16 KiB for the figure, against the direct client;
+//! - peak resident memory of the modem process.
+//!
+//! The servers run in a separate process (this executable's hidden `server`
+//! subcommand); the modem is the release `wsat` binary.
+mod at;
+mod bench;
+mod plot;
+mod procs;
+mod server;
+mod stats;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use plotters::style::RGBColor;
+
+use bench::Path as Via;
+use procs::{Server, Wsat};
+use stats::{median, Latencies};
+
+/// Benchmarks of the wsat modem against a raw TCP echo and a direct
+/// tokio-tungstenite client, on loopback. Needs the release modem:
+/// `cargo build --release -p wsat`.
+#[derive(Parser)]
+#[command(about)]
+struct Cli {
+    /// A shorter run (under a minute) with the same metrics.
+    #[arg(long)]
+    quick: bool,
+
+    /// Where to write the throughput figure (PNG). Default: docs/throughput.png
+    /// of the workspace for a full run, none for a quick one.
+    #[arg(long, value_name = "PATH")]
+    plot: Option<PathBuf>,
+
+    /// Draw no figure.
+    #[arg(long, conflicts_with = "plot")]
+    no_plot: bool,
+
+    /// The wsat binary to measure (default: $WSAT_BIN, or `wsat` next to
+    /// this executable).
+    #[arg(long, value_name = "PATH")]
+    wsat: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The peer server process (started by the bench itself).
+    #[command(hide = true)]
+    Server,
+}
+
+/// How much work each measurement does.
+struct Plan {
+    /// Latency samples per peer, taken in alternating blocks.
+    round_trips: usize,
+    echoes: usize,
+    warmup: usize,
+    blocks: usize,
+    /// 16 KiB messages per throughput run, and runs per peer (median kept).
+    bulk_messages: usize,
+    bulk_runs: usize,
+    /// Payload bytes per point of the size sweep, and its message bounds.
+    sweep_bytes: usize,
+    sweep_min_messages: usize,
+    sweep_max_messages: usize,
+    modems: usize,
+}
+
+const FULL: Plan = Plan {
+    round_trips: 40_000,
+    echoes: 20_000,
+    warmup: 1_000,
+    blocks: 20,
+    bulk_messages: 8_192,
+    bulk_runs: 5,
+    sweep_bytes: 32 << 20,
+    sweep_min_messages: 2_000,
+    sweep_max_messages: 40_000,
+    modems: 1_000,
+};
+
+const QUICK: Plan = Plan {
+    round_trips: 5_000,
+    echoes: 3_000,
+    warmup: 200,
+    blocks: 5,
+    bulk_messages: 2_048,
+    bulk_runs: 1,
+    sweep_bytes: 8 << 20,
+    sweep_min_messages: 500,
+    sweep_max_messages: 5_000,
+    modems: 1_000,
+};
+
+const BULK_SIZE: usize = 16 * 1024;
+const ECHO_SIZE: usize = 64;
+/// 16 B to 16 KiB, powers of 4.
+const SWEEP_SIZES: [usize; 6] = [16, 64, 256, 1024, 4096, 16384];
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Some(Command::Server) = cli.command {
+        return server::run();
+    }
+    let plan = if cli.quick { &QUICK } else { &FULL };
+    let wsat = procs::wsat_binary(cli.wsat.clone())?;
+    let plot = match (&cli.plot, cli.no_plot, cli.quick) {
+        (Some(path), _, _) => Some(path.clone()),
+        (None, false, false) => Some(workspace_root().join("docs/throughput.png")),
+        _ => None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let report = runtime.block_on(run(plan, &wsat))?;
+    report.print(cli.quick, started.elapsed());
+    if let Some(path) = plot {
+        report.draw(&path)?;
+        println!("figure: {}", path.display());
+    }
+    Ok(())
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+struct Report {
+    wsat: PathBuf,
+    at_rt: Latencies,
+    tcp_rt: Latencies,
+    modem_echo: Latencies,
+    direct_echo: Latencies,
+    send: Pair,
+    recv: Pair,
+    sweep_send: Vec<(usize, Pair)>,
+    sweep_recv: Vec<(usize, Pair)>,
+    rss_idle: procs::Memory,
+    rss_3links: procs::Memory,
+    rss_modems: procs::Memory,
+    modems: usize,
+}
+
+/// MB/s of the modem path and of the direct client.
+#[derive(Clone, Copy)]
+struct Pair {
+    modem: f64,
+    direct: f64,
+}
+
+impl Pair {
+    fn ratio(&self) -> f64 {
+        self.modem / self.direct
+    }
+}
+
+async fn run(plan: &Plan, wsat_bin: &Path) -> anyhow::Result<Report> {
+    let server = Server::start()?;
+    let wsat = Wsat::start(wsat_bin)?;
+    let progress = |what: &str| eprintln!("wsat-bench: {what}");
+
+    progress("AT round trip vs raw TCP echo");
+    let (at_rt, tcp_rt) = {
+        let mut at = bench::AtRoundTrip::new(wsat.addr).await?;
+        let mut tcp = bench::TcpEcho::new(server.tcp_echo).await?;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        at.sample(&mut Vec::new(), plan.warmup).await?;
+        tcp.sample(&mut Vec::new(), plan.warmup).await?;
+        let block = plan.round_trips / plan.blocks;
+        for _ in 0..plan.blocks {
+            at.sample(&mut a, block).await?;
+            tcp.sample(&mut b, block).await?;
+        }
+        (Latencies::new(a), Latencies::new(b))
+    };
+
+    progress("echo latency vs direct client");
+    let (modem_echo, direct_echo) = {
+        let mut modem = bench::ModemEcho::new(wsat.addr, server.ws, ECHO_SIZE).await?;
+        let mut direct = bench::DirectEcho::new(server.ws, ECHO_SIZE).await?;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        modem.sample(&mut Vec::new(), plan.warmup).await?;
+        direct.sample(&mut Vec::new(), plan.warmup).await?;
+        let block = plan.echoes / plan.blocks;
+        for _ in 0..plan.blocks {
+            modem.sample(&mut a, block).await?;
+            direct.sample(&mut b, block).await?;
+        }
+        (Latencies::new(a), Latencies::new(b))
+    };
+
+    let modem = Via::Modem(wsat.addr);
+    progress("send throughput, 16 KiB messages");
+    let send = throughput_pair(
+        plan.bulk_runs,
+        |via| bench::send_throughput(via, server.ws, BULK_SIZE, plan.bulk_messages),
+        modem,
+    )
+    .await?;
+    progress("receive throughput, 16 KiB messages");
+    let recv = throughput_pair(
+        plan.bulk_runs,
+        |via| bench::recv_throughput(via, server.ws, BULK_SIZE, plan.bulk_messages),
+        modem,
+    )
+    .await?;
+
+    progress("throughput by message size");
+    let mut sweep_send = Vec::new();
+    let mut sweep_recv = Vec::new();
+    for size in SWEEP_SIZES {
+        let count =
+            (plan.sweep_bytes / size).clamp(plan.sweep_min_messages, plan.sweep_max_messages);
+        let send = throughput_pair(
+            1,
+            |via| bench::send_throughput(via, server.ws, size, count),
+            modem,
+        )
+        .await?;
+        let recv = throughput_pair(
+            1,
+            |via| bench::recv_throughput(via, server.ws, size, count),
+            modem,
+        )
+        .await?;
+        sweep_send.push((size, send));
+        sweep_recv.push((size, recv));
+    }
+    drop(wsat);
+
+    progress("memory: idle modem");
+    let rss_idle = {
+        let wsat = Wsat::start(wsat_bin)?;
+        let _port = at::AtPort::connect_quiet(wsat.addr).await?;
+        settle().await;
+        wsat.memory()?
+    };
+    progress("memory: one modem with 3 open links");
+    let rss_3links = {
+        let wsat = Wsat::start(wsat_bin)?;
+        let _port = bench::open_three_links(wsat.addr, server.ws).await?;
+        settle().await;
+        wsat.memory()?
+    };
+    progress(&format!(
+        "memory: {} modems with one open link each",
+        plan.modems
+    ));
+    let rss_modems = {
+        let wsat = Wsat::start(wsat_bin)?;
+        let mut ports = Vec::with_capacity(plan.modems);
+        for _ in 0..plan.modems {
+            ports.push(bench::open_one_link(wsat.addr, server.ws).await?);
+        }
+        settle().await;
+        wsat.memory()?
+    };
+
+    Ok(Report {
+        wsat: wsat_bin.to_path_buf(),
+        at_rt,
+        tcp_rt,
+        modem_echo,
+        direct_echo,
+        send,
+        recv,
+        sweep_send,
+        sweep_recv,
+        rss_idle,
+        rss_3links,
+        rss_modems,
+        modems: plan.modems,
+    })
+}
+
+/// Lets the modem finish what it was doing before its memory is read.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Runs the modem path and the direct client alternately, `runs` times
+/// each; the median MB/s of each.
+async fn throughput_pair<F, Fut>(runs: usize, mut measure: F, modem: Via) -> anyhow::Result<Pair>
+where
+    F: FnMut(Via) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<f64>>,
+{
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        a.push(measure(modem).await?);
+        b.push(measure(Via::Direct).await?);
+    }
+    Ok(Pair {
+        modem: median(&a),
+        direct: median(&b),
+    })
+}
+
+impl Report {
+    fn print(&self, quick: bool, took: Duration) {
+        let mode = if quick { "quick" } else { "full" };
+        println!();
+        println!(
+            "wsat-bench ({mode} run, {:.0} s), modem {}",
+            took.as_secs_f64(),
+            self.wsat.display()
+        );
+        println!();
+        println!(
+            "{:<36} {:>12} {:>12} {:>8}  target",
+            "measurement", "wsat", "peer", "ratio"
+        );
+        let us = |l: &Latencies, p: f64| format!("{:.1} µs", l.percentile_us(p));
+        let mbps = |v: f64| format!("{v:.1} MB/s");
+        let row = |name: &str, ours: String, peer: String, ratio: f64, target: &str| {
+            println!("{name:<36} {ours:>12} {peer:>12} {ratio:>7.2}×  {target}");
+        };
+        let lat_ratio =
+            |a: &Latencies, b: &Latencies, p: f64| a.percentile_us(p) / b.percentile_us(p);
+        let verdict =
+            |ok: bool, target: &str| format!("{target} {}", if ok { "met" } else { "MISSED" });
+
+        let at_ratio = lat_ratio(&self.at_rt, &self.tcp_rt, 50.0);
+        row(
+            "AT round trip p50 (vs TCP echo)",
+            us(&self.at_rt, 50.0),
+            us(&self.tcp_rt, 50.0),
+            at_ratio,
+            &verdict(at_ratio <= 1.5, "≤ 1.5×"),
+        );
+        row(
+            "AT round trip p99 (vs TCP echo)",
+            us(&self.at_rt, 99.0),
+            us(&self.tcp_rt, 99.0),
+            lat_ratio(&self.at_rt, &self.tcp_rt, 99.0),
+            "",
+        );
+        let echo50 = lat_ratio(&self.modem_echo, &self.direct_echo, 50.0);
+        row(
+            "echo 64 B p50 (vs direct client)",
+            us(&self.modem_echo, 50.0),
+            us(&self.direct_echo, 50.0),
+            echo50,
+            &verdict(echo50 <= 2.5, "≤ 2.5×"),
+        );
+        row(
+            "echo 64 B p99 (vs direct client)",
+            us(&self.modem_echo, 99.0),
+            us(&self.direct_echo, 99.0),
+            lat_ratio(&self.modem_echo, &self.direct_echo, 99.0),
+            "",
+        );
+        row(
+            "send 16 KiB msgs (vs direct client)",
+            mbps(self.send.modem),
+            mbps(self.send.direct),
+            self.send.ratio(),
+            &verdict(self.send.ratio() >= 0.3, "≥ 0.3×"),
+        );
+        row(
+            "receive 16 KiB msgs (vs direct)",
+            mbps(self.recv.modem),
+            mbps(self.recv.direct),
+            self.recv.ratio(),
+            &verdict(self.recv.ratio() >= 0.5, "≥ 0.5×"),
+        );
+        for (size, pair) in &self.sweep_send {
+            row(
+                &format!("  send {} msgs", plot::size_label(*size)),
+                mbps(pair.modem),
+                mbps(pair.direct),
+                pair.ratio(),
+                "",
+            );
+        }
+        for (size, pair) in &self.sweep_recv {
+            row(
+                &format!("  receive {} msgs", plot::size_label(*size)),
+                mbps(pair.modem),
+                mbps(pair.direct),
+                pair.ratio(),
+                "",
+            );
+        }
+        println!();
+        println!(
+            "{:<36} {:>12} {:>12}",
+            "modem process memory", "peak (HWM)", "now (RSS)"
+        );
+        let kib = |v: u64| format!("{v} KiB");
+        let mem = |name: &str, m: &procs::Memory| {
+            println!(
+                "{name:<36} {:>12} {:>12}",
+                kib(m.peak_kib),
+                kib(m.current_kib)
+            )
+        };
+        mem("idle (one host connected)", &self.rss_idle);
+        mem("one modem, 3 open links", &self.rss_3links);
+        mem(
+            &format!("{} modems × 1 link", self.modems),
+            &self.rss_modems,
+        );
+        println!();
+
+        let metric =
+            |name: &str, value: f64, unit: &str| println!("metric {name} {value:.3} {unit}");
+        metric("at_roundtrip_p50_us", self.at_rt.percentile_us(50.0), "us");
+        metric("at_roundtrip_p99_us", self.at_rt.percentile_us(99.0), "us");
+        metric("tcp_echo_p50_us", self.tcp_rt.percentile_us(50.0), "us");
+        metric("tcp_echo_p99_us", self.tcp_rt.percentile_us(99.0), "us");
+        metric("at_roundtrip_ratio", at_ratio, "x");
+        metric(
+            "at_roundtrip_p99_ratio",
+            lat_ratio(&self.at_rt, &self.tcp_rt, 99.0),
+            "x",
+        );
+        metric(
+            "echo_latency_p50_us",
+            self.modem_echo.percentile_us(50.0),
+            "us",
+        );
+        metric(
+            "echo_latency_p99_us",
+            self.modem_echo.percentile_us(99.0),
+            "us",
+        );
+        metric(
+            "direct_echo_latency_p50_us",
+            self.direct_echo.percentile_us(50.0),
+            "us",
+        );
+        metric(
+            "direct_echo_latency_p99_us",
+            self.direct_echo.percentile_us(99.0),
+            "us",
+        );
+        metric("echo_latency_p50_ratio", echo50, "x");
+        metric(
+            "echo_latency_p99_ratio",
+            lat_ratio(&self.modem_echo, &self.direct_echo, 99.0),
+            "x",
+        );
+        metric("send_throughput_mbps", self.send.modem, "MB/s");
+        metric("direct_send_throughput_mbps", self.send.direct, "MB/s");
+        metric("send_throughput_ratio", self.send.ratio(), "x");
+        metric("recv_throughput_mbps", self.recv.modem, "MB/s");
+        metric("direct_recv_throughput_mbps", self.recv.direct, "MB/s");
+        metric("recv_throughput_ratio", self.recv.ratio(), "x");
+        for (dir, sweep) in [("send", &self.sweep_send), ("recv", &self.sweep_recv)] {
+            for (size, pair) in sweep {
+                metric(
+                    &format!("{dir}_{size}b_throughput_mbps"),
+                    pair.modem,
+                    "MB/s",
+                );
+                metric(
+                    &format!("direct_{dir}_{size}b_throughput_mbps"),
+                    pair.direct,
+                    "MB/s",
+                );
+            }
+        }
+        metric("rss_idle_kib", self.rss_idle.peak_kib as f64, "KiB");
+        metric("rss_3links_kib", self.rss_3links.peak_kib as f64, "KiB");
+        metric(
+            "rss_1000_modems_kib",
+            self.rss_modems.peak_kib as f64,
+            "KiB",
+        );
+    }
+
+    fn draw(&self, path: &Path) -> anyhow::Result<()> {
+        let points = |sweep: &[(usize, Pair)], modem: bool| {
+            sweep
+                .iter()
+                .map(|(size, pair)| (*size, if modem { pair.modem } else { pair.direct }))
+                .collect()
+        };
+        let series = [
+            plot::Series {
+                label: "wsat, send (AT+WSSEND, wait for SEND OK)",
+                color: RGBColor(200, 40, 40),
+                triangles: false,
+                points: points(&self.sweep_send, true),
+            },
+            plot::Series {
+                label: "direct tokio-tungstenite client, send",
+                color: RGBColor(30, 90, 200),
+                triangles: false,
+                points: points(&self.sweep_send, false),
+            },
+            plot::Series {
+                label: "wsat, receive (+WS_DATA, AT+WSDATAFMT=0,1,36)",
+                color: RGBColor(235, 130, 20),
+                triangles: true,
+                points: points(&self.sweep_recv, true),
+            },
+            plot::Series {
+                label: "direct tokio-tungstenite client, receive",
+                color: RGBColor(40, 150, 70),
+                triangles: true,
+                points: points(&self.sweep_recv, false),
+            },
+        ];
+        plot::draw(
+            path,
+            "WebSocket throughput on loopback: wsat modem vs direct client",
+            &series,
+        )
+    }
+}

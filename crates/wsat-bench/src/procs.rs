@@ -1,0 +1,140 @@
+//! The processes the bench talks to: the peer server (this executable's
+//! hidden `server` subcommand) and the modem under test (the release `wsat`).
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{bail, Context as _};
+
+/// Environment variable naming the `wsat` binary to measure.
+pub const WSAT_BIN_ENV: &str = "WSAT_BIN";
+
+/// A child process killed on drop.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The peer server process.
+pub struct Server {
+    _child: Reaped,
+    pub tcp_echo: SocketAddr,
+    pub ws: SocketAddr,
+}
+
+impl Server {
+    pub fn start() -> anyhow::Result<Server> {
+        let exe = std::env::current_exe().context("locating the bench executable")?;
+        let mut child = Command::new(exe)
+            .arg("server")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting the peer server")?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let child = Reaped(child);
+        let mut lines = BufReader::new(stdout).lines();
+        let mut address = |prefix: &str| -> anyhow::Result<SocketAddr> {
+            let line = lines
+                .next()
+                .context("the peer server exited before listening")??;
+            let addr = line
+                .strip_prefix(prefix)
+                .with_context(|| format!("unexpected line from the peer server: {line:?}"))?;
+            Ok(addr.trim().parse()?)
+        };
+        let tcp_echo = address("tcp-echo ")?;
+        let ws = address("ws ")?;
+        Ok(Server {
+            _child: child,
+            tcp_echo,
+            ws,
+        })
+    }
+}
+
+/// A running `wsat --tcp 127.0.0.1:0`.
+pub struct Wsat {
+    child: Reaped,
+    pub addr: SocketAddr,
+}
+
+impl Wsat {
+    pub fn start(bin: &Path) -> anyhow::Result<Wsat> {
+        let mut child = Command::new(bin)
+            .args(["--tcp", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stderr = child.stderr.take().expect("piped stderr");
+        let child = Reaped(child);
+        let mut lines = BufReader::new(stderr).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .context("wsat exited before listening")?
+                .context("reading wsat's stderr")?;
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                break addr.trim().parse()?;
+            }
+        };
+        // Keep draining stderr so the modem never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Ok(Wsat { child, addr })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Peak and current resident set size, in KiB.
+    pub fn memory(&self) -> anyhow::Result<Memory> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .context("reading /proc/<pid>/status of wsat")?;
+        let field = |name: &str| -> anyhow::Result<u64> {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(name))
+                .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+                .with_context(|| format!("no {name} in /proc/<pid>/status"))
+        };
+        Ok(Memory {
+            peak_kib: field("VmHWM:")?,
+            current_kib: field("VmRSS:")?,
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Memory {
+    pub peak_kib: u64,
+    pub current_kib: u64,
+}
+
+/// The `wsat` binary: `$WSAT_BIN`, or `wsat` next to this executable (both
+/// are in target/release after `cargo build --release -p wsat`).
+pub fn wsat_binary(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let bin = match explicit.or_else(|| std::env::var_os(WSAT_BIN_ENV).map(PathBuf::from)) {
+        Some(bin) => bin,
+        None => {
+            let exe = std::env::current_exe().context("locating the bench executable")?;
+            exe.with_file_name(format!("wsat{}", std::env::consts::EXE_SUFFIX))
+        }
+    };
+    if !bin.is_file() {
+        bail!(
+            "the modem binary {} does not exist: build it first with \
+             `cargo build --release -p wsat`, or name it with --wsat PATH or ${WSAT_BIN_ENV}",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
