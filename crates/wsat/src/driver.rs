@@ -1,35 +1,84 @@
 //! One modem on one AT port: the loop that feeds the core and carries out
 //! what it asks, following the contract written on [`wsat_proto::Modem`].
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
-use wsat_proto::{LinkId, Modem, ModemOptions, NetAction, NetEvent, Platform, LINK_COUNT};
+use wsat_proto::{
+    LinkId, Modem, ModemOptions, NetAction, NetEvent, Platform, UartConfig, LINK_COUNT,
+};
 
 use crate::net::{Connection, LinkEvent, LinkEventKind, Target};
 use crate::pki::PkiStore;
 use crate::tls::TlsOptions;
+use crate::trace::{ModemTrace, Tracer};
+use crate::transport::pacing::PaceRate;
+use crate::transport::serial::SerialControl;
 
-/// Host output (written or held in the core) past which the links' sockets
-/// are no longer read, so TCP pushes back on the servers instead of memory
-/// growing. With at most one read (16 KiB) in flight per link and a short
-/// event queue, a modem's buffered receive data stays under about 1 MiB.
+/// Host output (unwritten, or held in the core) past which the links'
+/// sockets are no longer read, so TCP pushes back on the servers instead of
+/// memory growing. Once paused, at most what is already on its way still
+/// arrives: the event queue ([`EVENT_QUEUE`] reads) and one read per link,
+/// each at most 16 KiB. So a modem holds at most about 256 KiB + 19 × 16 KiB
+/// of received data (≈ 560 KiB) as AT output, times the `+WS_DATA` framing
+/// overhead (a few percent at the default buffer_size of 1024).
 pub const HOST_OUTPUT_BOUND: usize = 256 * 1024;
+/// Written host output is dropped from the front of the buffer once this
+/// much has gone, so a host that reads steadily but never catches up fully
+/// does not make the buffer grow.
+const COMPACT_AFTER: usize = 64 * 1024;
 /// Events queued from the links to the modem; link tasks wait when full.
 const EVENT_QUEUE: usize = 16;
 /// How much one read of the AT port takes at most.
 const HOST_READ_SIZE: usize = 16 * 1024;
 
 /// What every modem of this process shares.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Settings {
     pub options: ModemOptions,
+    /// `--trace`: every modem logs its AT bytes and link frames here.
+    pub tracer: Option<Arc<Tracer>>,
     pub tls: TlsOptions,
     /// Where `AT+SYSMFG` keeps certificates; `None`: an empty store that
     /// refuses writes.
     pub store: Option<PkiStore>,
+}
+
+/// Applies `AT+UART_CUR`/`AT+UART_DEF` to the AT port: its pacing or the
+/// serial device's settings.
+pub trait UartControl: Send {
+    /// Called once the bytes before the change have been written.
+    fn apply(&mut self, config: UartConfig) -> BoxFuture<'_, io::Result<()>>;
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl UartControl for Arc<PaceRate> {
+    fn apply(&mut self, config: UartConfig) -> BoxFuture<'_, io::Result<()>> {
+        self.set(config);
+        Box::pin(std::future::ready(Ok(())))
+    }
+}
+
+impl UartControl for SerialControl {
+    fn apply(&mut self, config: UartConfig) -> BoxFuture<'_, io::Result<()>> {
+        Box::pin(self.set(config))
+    }
+}
+
+/// What one modem's AT port has besides its bytes.
+#[derive(Default)]
+pub struct Port {
+    /// A name for the trace (`stdio`, `tcp <peer>`, `pty <path>`).
+    pub name: String,
+    /// The line settings at start (`--baud`); 115200 8N1 when `None`.
+    pub uart: Option<UartConfig>,
+    /// Where line settings changes go; without one they are only reported.
+    pub control: Option<Box<dyn UartControl>>,
 }
 
 /// Randomness from the OS, time from the system clock, certificates on disk.
@@ -79,9 +128,28 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    run_modem_on(reader, writer, settings, Port::default()).await
+}
+
+/// [`run_modem`] with the port's line settings and their control.
+pub async fn run_modem_on<R, W>(
+    reader: R,
+    writer: W,
+    settings: Arc<Settings>,
+    port: Port,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let start = Instant::now();
+    let mut options = settings.options.clone();
+    if let Some(uart) = port.uart {
+        options.uart = uart;
+    }
+    let trace = settings.tracer.as_ref().map(|t| t.modem(&port.name));
     let modem = Modem::new(
-        settings.options.clone(),
+        options,
         Box::new(HostPlatform {
             store: settings.store.clone(),
         }),
@@ -100,6 +168,8 @@ where
         out: Vec::new(),
         written: 0,
         unconsumed: Vec::new(),
+        control: port.control,
+        trace,
     };
     let result = driver.run(reader, writer, events).await;
     for conn in driver.links.into_iter().flatten() {
@@ -122,6 +192,8 @@ struct Driver {
     /// AT port input the modem has not taken yet (it waits for the network
     /// to take an `AT+WSSEND`); the port is not read until it is.
     unconsumed: Vec<u8>,
+    control: Option<Box<dyn UartControl>>,
+    trace: Option<ModemTrace>,
 }
 
 impl Driver {
@@ -144,6 +216,13 @@ impl Driver {
         loop {
             self.collect();
             let pending = self.out.len() - self.written;
+            if pending == 0 {
+                // Everything before a line settings change is out: switch.
+                if let Some(config) = self.modem.poll_uart_change() {
+                    self.uart_change(config).await;
+                    continue;
+                }
+            }
             if !host_open && pending == 0 {
                 return Ok(());
             }
@@ -159,12 +238,20 @@ impl Driver {
                     if n == 0 {
                         return Err(io::ErrorKind::WriteZero.into());
                     }
+                    if let Some(trace) = &self.trace {
+                        trace.at_tx(&self.out[self.written..self.written + n]);
+                    }
                     self.written += n;
                     if self.written == self.out.len() {
                         self.out.clear();
                         self.written = 0;
                         // Buffered writers (stdout) must not sit on a prompt.
                         writer.flush().await?;
+                    } else if self.written >= COMPACT_AFTER {
+                        // The unwritten rest is at most HOST_OUTPUT_BOUND plus
+                        // what was in flight: the copy is cheap next to the write.
+                        self.out.drain(..self.written);
+                        self.written = 0;
                     }
                 }
                 Some(event) = events.recv() => self.link_event(event),
@@ -175,9 +262,25 @@ impl Driver {
                 result = reader.read(&mut read_buf), if can_read => {
                     match result {
                         Ok(0) | Err(_) => host_open = false,
-                        Ok(n) => self.host_input(&read_buf[..n]),
+                        Ok(n) => {
+                            if let Some(trace) = &self.trace {
+                                trace.at_rx(&read_buf[..n]);
+                            }
+                            self.host_input(&read_buf[..n]);
+                        }
                     }
                 }
+            }
+        }
+    }
+
+    async fn uart_change(&mut self, config: UartConfig) {
+        if let Some(trace) = &self.trace {
+            trace.uart(config);
+        }
+        if let Some(control) = &mut self.control {
+            if let Err(error) = control.apply(config).await {
+                tracing::warn!(%error, ?config, "line settings not applied");
             }
         }
     }
@@ -193,6 +296,17 @@ impl Driver {
         let current = self.links[usize::from(link)].as_ref().map(|c| c.id);
         if current != Some(conn) {
             return;
+        }
+        if let Some(trace) = &mut self.trace {
+            match &kind {
+                LinkEventKind::Received(bytes) => trace.link_rx(link, bytes),
+                LinkEventKind::Sent => {}
+                LinkEventKind::Connected => trace.link_note(link, "connected"),
+                LinkEventKind::Closed => trace.link_note(link, "closed by the network"),
+                LinkEventKind::Failed(reason) => {
+                    trace.link_note(link, &format!("connect failed: {reason}"))
+                }
+            }
         }
         let now = self.now();
         let event = match &kind {
@@ -236,6 +350,9 @@ impl Driver {
                 if let Some(old) = self.slot(link).take() {
                     old.abort();
                 }
+                if let Some(trace) = &mut self.trace {
+                    trace.connect(link, &host, port, tls.is_some());
+                }
                 self.next_conn += 1;
                 tracing::debug!(link, %host, port, tls = tls.is_some(), "connect");
                 let conn = Connection::spawn(
@@ -253,11 +370,17 @@ impl Driver {
                 *self.slot(link) = Some(conn);
             }
             NetAction::Send { link, bytes } => {
+                if let Some(trace) = &mut self.trace {
+                    trace.link_tx(link, &bytes);
+                }
                 if let Some(conn) = self.slot(link) {
                     conn.send(bytes);
                 }
             }
             NetAction::Close { link } => {
+                if let Some(trace) = &self.trace {
+                    trace.link_note(link, "close");
+                }
                 if let Some(conn) = self.slot(link).take() {
                     conn.close();
                 }

@@ -1,29 +1,54 @@
-//! `wsat`: a WebSocket AT modem on stdio or TCP, and an echo server to try it.
+//! `wsat`: a WebSocket AT modem on stdio, TCP, a pty or a serial device, and
+//! an echo server to try it.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
-use wsat::driver::{self, Settings};
+use wsat::driver::Settings;
 use wsat::echo_server;
 use wsat::pki::PkiStore;
 use wsat::tls::TlsOptions;
+use wsat::trace::Tracer;
+use wsat::transport;
 use wsat_proto::ModemOptions;
 
 /// A WebSocket "AT modem": speaks ESP-AT's WebSocket AT commands on the AT
 /// port and RFC 6455 (ws://) on the network.
 ///
-/// With no options the AT port is stdin/stdout.
+/// With none of --tcp, --pty, --serial the AT port is stdin/stdout.
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
     /// Serve the AT port on a TCP listener instead of stdio; every accepted
     /// connection is an independent modem (e.g. 127.0.0.1:2323; port 0 picks one).
-    #[arg(long, value_name = "ADDR")]
+    #[arg(long, value_name = "ADDR", group = "port")]
     tcp: Option<SocketAddr>,
+
+    /// Serve the AT port on a pseudo-terminal in raw mode, reached through a
+    /// symlink at PATH that hosts open like a serial port (removed on exit).
+    #[arg(long, value_name = "PATH", group = "port")]
+    pty: Option<PathBuf>,
+
+    /// Use a serial device as the AT port (8N1, --baud or 115200).
+    #[arg(long, value_name = "DEV", group = "port")]
+    serial: Option<String>,
+
+    /// The AT port's rate in baud. With --serial: the device's rate. Other
+    /// ports are paced to what a UART at this rate carries (10 bits a byte,
+    /// both directions); AT+UART_CUR changes it. Unpaced when not given.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(80..=5_000_000))]
+    baud: Option<u32>,
+
+    /// Log every byte on the AT port and every frame on each link to FILE,
+    /// timestamped, for a person to read.
+    #[arg(long, value_name = "FILE")]
+    trace: Option<PathBuf>,
 
     /// Where `AT+SYSMFG` keeps TLS certificates and keys, one PEM file per
     /// entry [default: $XDG_DATA_HOME/wsat/pki or ~/.local/share/wsat/pki].
@@ -56,11 +81,25 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(run(cli))
+    let result = runtime.block_on(run(cli));
+    // Blocking threads (stdin, a serial drain) must not hold the exit up.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
+}
+
+/// Each modem on --tcp takes two descriptors or more: use all we may have.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
 }
 
 fn init_logging(verbose: u8) {
@@ -90,18 +129,47 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             verify_hostname: cli.tls_verify_hostname,
         },
         store: open_store(cli.pki_dir)?,
+        tracer: match &cli.trace {
+            Some(path) => Some(
+                Tracer::create(path)
+                    .with_context(|| format!("creating the trace {}", path.display()))?,
+            ),
+            None => None,
+        },
     });
-    match cli.tcp {
-        Some(addr) => serve_tcp(addr, settings).await,
-        None => {
-            driver::run_modem(tokio::io::stdin(), tokio::io::stdout(), settings).await?;
+    let baud = cli.baud;
+    let serve = async {
+        if let Some(addr) = cli.tcp {
+            serve_tcp(addr, settings, baud).await
+        } else if let Some(link) = &cli.pty {
+            transport::run_pty(link, settings, baud)
+                .await
+                .with_context(|| format!("pty at {}", link.display()))
+        } else if let Some(device) = &cli.serial {
+            transport::run_serial(device, settings, baud.unwrap_or(115_200))
+                .await
+                .with_context(|| format!("serial device {device}"))
+        } else {
+            let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
+            transport::run_port(stdin, stdout, settings, "stdio".into(), baud).await?;
             Ok(())
         }
+    };
+    // SIGINT/SIGTERM end the modem(s) cleanly: a pty's symlink is removed.
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    tokio::select! {
+        result = serve => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+        _ = term.recv() => Ok(()),
     }
 }
 
 /// Every accepted connection is a modem of its own.
-async fn serve_tcp(addr: SocketAddr, settings: Arc<Settings>) -> anyhow::Result<()> {
+async fn serve_tcp(
+    addr: SocketAddr,
+    settings: Arc<Settings>,
+    baud: Option<u32>,
+) -> anyhow::Result<()> {
     let listener = TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -113,7 +181,8 @@ async fn serve_tcp(addr: SocketAddr, settings: Arc<Settings>) -> anyhow::Result<
             let _ = stream.set_nodelay(true);
             let (reader, writer) = stream.into_split();
             tracing::info!(%peer, "modem started");
-            if let Err(error) = driver::run_modem(reader, writer, settings).await {
+            let name = format!("tcp {peer}");
+            if let Err(error) = transport::run_port(reader, writer, settings, name, baud).await {
                 tracing::info!(%peer, %error, "modem ended");
             }
         });
@@ -143,5 +212,6 @@ fn modem_options() -> ModemOptions {
     ModemOptions {
         commit: env!("WSAT_COMMIT").to_string(),
         build_time: env!("WSAT_BUILD_TIME").to_string(),
+        ..ModemOptions::default()
     }
 }

@@ -1,0 +1,79 @@
+//! AT ports besides stdio and TCP: a pseudo-terminal, a serial device, and
+//! UART-like pacing for any of them.
+//!
+//! Terminals are driven through their file descriptor in non-blocking mode
+//! and tokio's readiness (`AsyncFd`), so no thread blocks on them.
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use wsat_proto::UartConfig;
+
+use crate::driver::{run_modem_on, Port, Settings};
+use pacing::{PaceRate, PacedReader, PacedWriter};
+use pty::Pty;
+use serial::Serial;
+
+pub mod pacing;
+pub mod pty;
+pub mod serial;
+mod tty;
+
+pub use tty::{tty_stream, TtyReader, TtyWriter};
+
+/// Runs a modem on `(reader, writer)`, paced like a UART at `baud` when
+/// given (`AT+UART_CUR` then changes the pace).
+pub async fn run_port<R, W>(
+    reader: R,
+    writer: W,
+    settings: Arc<Settings>,
+    name: String,
+    baud: Option<u32>,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let Some(baud) = baud else {
+        let port = Port {
+            name,
+            ..Port::default()
+        };
+        return run_modem_on(reader, writer, settings, port).await;
+    };
+    let config = UartConfig::DEFAULT.with_baudrate(baud);
+    let rate = PaceRate::new(config);
+    let port = Port {
+        name,
+        uart: Some(config),
+        control: Some(Box::new(rate.clone())),
+    };
+    let reader = PacedReader::new(reader, rate.clone());
+    let writer = PacedWriter::new(writer, rate);
+    run_modem_on(reader, writer, settings, port).await
+}
+
+/// `--pty PATH`: one modem on a pseudo-terminal until the process is told
+/// to stop; host programs may open and close the slave as often as they like.
+pub async fn run_pty(link: &Path, settings: Arc<Settings>, baud: Option<u32>) -> io::Result<()> {
+    let mut pty = Pty::open(link)?;
+    let (reader, writer) = pty.take_port()?;
+    eprintln!("pty {} at {}", pty.slave_path().display(), link.display());
+    let name = format!("pty {}", link.display());
+    // `pty` lives until here: its symlink goes when this returns or is dropped.
+    run_port(reader, writer, settings, name, baud).await
+}
+
+/// `--serial DEV`: one modem on a serial device, 8N1 at `baud`.
+pub async fn run_serial(device: &str, settings: Arc<Settings>, baud: u32) -> io::Result<()> {
+    let config = UartConfig::DEFAULT.with_baudrate(baud);
+    let serial = Serial::open(device, config)?;
+    eprintln!("serial {device} at {baud} baud");
+    let port = Port {
+        name: format!("serial {device}"),
+        uart: Some(config),
+        control: Some(Box::new(serial.control)),
+    };
+    run_modem_on(serial.reader, serial.writer, settings, port).await
+}
