@@ -152,10 +152,7 @@ async fn a_modem_survives_a_server_that_sends_garbage() {
     let server = RawListener::bind().await;
     let wsat = Wsat::start();
     let mut host = wsat.quiet_host().await;
-    host.send(format!("AT+WSOPEN=0,\"{}\"\r\n", server.uri).as_bytes())
-        .await;
-    let mut conn = server.accept(Answer::Upgrade).await;
-    host.expect(b"+WS_CONNECTED:0\r\n\r\nOK\r\n").await;
+    let mut conn = host.open_raw(0, &server).await;
     // Reserved bits and a reserved opcode: a protocol error.
     conn.send_raw(&[0xF3, 0x05, 1, 2, 3, 4, 5]).await;
     host.expect(b"+WS_DISCONNECTED:0\r\n").await;

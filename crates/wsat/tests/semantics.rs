@@ -6,8 +6,6 @@ mod common;
 use common::raw::{server_frame, Answer, Frame, RawConn, RawListener};
 use common::{Host, Wsat};
 
-const OPEN_OK: &[u8] = b"+WS_CONNECTED:0\r\n\r\nOK\r\n";
-
 /// A quiet host with link 0 open to a raw server; `setup` runs before the open.
 async fn open_link(wsat: &Wsat, setup: &[&str]) -> (Host, RawListener, RawConn) {
     let server = RawListener::bind().await;
@@ -15,10 +13,7 @@ async fn open_link(wsat: &Wsat, setup: &[&str]) -> (Host, RawListener, RawConn) 
     for line in setup {
         host.at(line, b"\r\nOK\r\n").await;
     }
-    host.send(format!("AT+WSOPEN=0,\"{}\"\r\n", server.uri).as_bytes())
-        .await;
-    let conn = server.accept(Answer::Upgrade).await;
-    host.expect(OPEN_OK).await;
+    let conn = host.open_raw(0, &server).await;
     (host, server, conn)
 }
 
@@ -80,10 +75,7 @@ async fn the_data_format_survives_close_and_reopen() {
         frame(true, 8, &1000u16.to_be_bytes())
     );
     host.expect(b"\r\nOK\r\n").await;
-    host.send(format!("AT+WSOPEN=0,\"{}\"\r\n", server.uri).as_bytes())
-        .await;
-    let mut conn = server.accept(Answer::Upgrade).await;
-    host.expect(OPEN_OK).await;
+    let mut conn = host.open_raw(0, &server).await;
     conn.send_frame(true, 1, b"y").await;
     host.expect(b"+WS_DATA:0,1,y\r\n").await;
 }

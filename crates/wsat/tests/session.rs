@@ -91,10 +91,7 @@ async fn a_16384_byte_send_is_split_at_buffer_size() {
         if let Some(cfg) = cfg {
             host.at(cfg, b"\r\nOK\r\n").await;
         }
-        host.send(format!("AT+WSOPEN=0,\"{}\"\r\n", server.uri).as_bytes())
-            .await;
-        let mut conn = server.accept(Answer::Upgrade).await;
-        host.expect(b"+WS_CONNECTED:0\r\n\r\nOK\r\n").await;
+        let mut conn = host.open_raw(0, &server).await;
 
         let data: Vec<u8> = (0..16384u32).map(|i| (i * 7 % 251) as u8).collect();
         host.send_data("0,16384,2", &data).await;
@@ -187,10 +184,7 @@ async fn closing_the_host_connection_closes_its_links() {
     let server = RawListener::bind().await;
     let wsat = Wsat::start();
     let mut host = wsat.quiet_host().await;
-    host.send(format!("AT+WSOPEN=0,\"{}\"\r\n", server.uri).as_bytes())
-        .await;
-    let mut conn = server.accept(Answer::Upgrade).await;
-    host.expect(b"+WS_CONNECTED:0\r\n\r\nOK\r\n").await;
+    let mut conn = host.open_raw(0, &server).await;
     drop(host);
     conn.expect_eof().await;
 }

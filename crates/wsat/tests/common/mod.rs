@@ -156,6 +156,16 @@ impl Host {
             .await;
     }
 
+    /// `AT+WSOPEN` of `link` to a raw server that accepts it (echo off).
+    pub async fn open_raw(&mut self, link: u8, server: &raw::RawListener) -> raw::RawConn {
+        self.send(format!("AT+WSOPEN={link},\"{}\"\r\n", server.uri).as_bytes())
+            .await;
+        let conn = server.accept(raw::Answer::Upgrade).await;
+        let answer = format!("+WS_CONNECTED:{link}\r\n\r\nOK\r\n");
+        self.expect(answer.as_bytes()).await;
+        conn
+    }
+
     /// `AT+WSSEND` with its data in one write, answered `SEND OK` (echo off).
     pub async fn send_data(&mut self, params: &str, data: &[u8]) {
         self.send(format!("AT+WSSEND={params}\r\n").as_bytes())
