@@ -275,13 +275,18 @@ impl Driver {
     }
 
     async fn uart_change(&mut self, config: UartConfig) {
+        let outcome = match &mut self.control {
+            None => "reported only (no --baud, no device)".to_string(),
+            Some(control) => match control.apply(config).await {
+                Ok(()) => "applied".to_string(),
+                Err(error) => {
+                    tracing::warn!(%error, ?config, "line settings not applied");
+                    format!("not applied: {error}")
+                }
+            },
+        };
         if let Some(trace) = &self.trace {
-            trace.uart(config);
-        }
-        if let Some(control) = &mut self.control {
-            if let Err(error) = control.apply(config).await {
-                tracing::warn!(%error, ?config, "line settings not applied");
-            }
+            trace.uart(config, &outcome);
         }
     }
 

@@ -85,7 +85,8 @@ impl ModemTrace {
         self.line(format_args!("at-tx {}", Escaped(bytes)));
     }
 
-    pub fn uart(&self, config: UartConfig) {
+    /// A line settings change and what became of it.
+    pub fn uart(&self, config: UartConfig, outcome: &str) {
         let UartConfig {
             baudrate,
             data_bits,
@@ -94,7 +95,7 @@ impl ModemTrace {
             flow_control,
         } = config;
         self.line(format_args!(
-            "uart {baudrate} baud, {data_bits} data bits, stop bits {stop_bits}, parity {parity}, flow control {flow_control}"
+            "uart {baudrate} baud, {data_bits} data bits, stop bits {stop_bits}, parity {parity}, flow control {flow_control}: {outcome}"
         ));
     }
 

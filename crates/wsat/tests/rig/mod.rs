@@ -1,0 +1,125 @@
+//! The `wsat` binary on any AT port, for the transport tests: started with
+//! the given arguments, ready once it names its port on stderr, killed on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long the binary may take to name its port.
+const START: Duration = Duration::from_secs(20);
+
+pub struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    /// Starts `wsat ARGS` and waits for the stderr line starting with
+    /// `ready_prefix`; returns the process and the rest of that line.
+    pub fn start(args: &[&str], ready_prefix: &str) -> (Proc, String) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_wsat"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wsat");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        let prefix = ready_prefix.to_string();
+        // Reads stderr to the end, so the modem never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix(&prefix) {
+                    if let Some(tx) = tx.take() {
+                        let _ = tx.send(rest.to_string());
+                    }
+                }
+            }
+        });
+        let rest = rx
+            .recv_timeout(START)
+            .unwrap_or_else(|_| panic!("wsat {args:?} never printed {ready_prefix:?}"));
+        (Proc { child }, rest)
+    }
+
+    /// `wsat --tcp 127.0.0.1:0 ARGS`, and the address it listens on.
+    pub fn tcp(args: &[&str]) -> (Proc, std::net::SocketAddr) {
+        let mut all = vec!["--tcp", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let (proc, addr) = Proc::start(&all, "listening on ");
+        (proc, addr.parse().expect("address"))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit; true if it exited.
+    pub fn terminate(&mut self) -> bool {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        for _ in 0..200 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+
+    /// Peak resident memory (VmHWM) in KiB.
+    pub fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("read /proc/<pid>/status");
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmHWM in /proc/<pid>/status")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Python with pyserial and websockets: `WSAT_PYTHON` (set by
+/// `scripts/test.sh`), else the workspace's `.venv`. Panics with what to do
+/// when there is none: these tests fail rather than skip.
+pub fn python() -> PathBuf {
+    let python = match std::env::var_os("WSAT_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../.venv/bin/python"
+        )),
+    };
+    let check = Command::new(&python)
+        .args(["-c", "import serial, websockets"])
+        .output();
+    match check {
+        Ok(out) if out.status.success() => python,
+        Ok(out) => panic!(
+            "{} lacks pyserial or websockets ({}); run ./scripts/test.sh, which installs them into .venv",
+            python.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(error) => panic!(
+            "no Python at {} ({error}); set WSAT_PYTHON or run ./scripts/test.sh, which makes .venv with pyserial and websockets",
+            python.display()
+        ),
+    }
+}
+
+/// A script under tests/python/.
+pub fn script(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python")).join(name)
+}
