@@ -46,6 +46,13 @@ struct Cli {
     #[arg(long, conflicts_with = "plot")]
     no_plot: bool,
 
+    /// Let the scheduler spread the processes over every CPU instead of
+    /// pinning the bench, the server and the modem to one (see the README:
+    /// on a VM, waking a thread on another, idle vCPU can cost more than the
+    /// work measured, and which hops pay it changes from run to run).
+    #[arg(long)]
+    no_pin: bool,
+
     /// The wsat binary to measure (default: $WSAT_BIN, or `wsat` next to
     /// this executable).
     #[arg(long, value_name = "PATH")]
@@ -122,17 +129,39 @@ fn main() -> anyhow::Result<()> {
         (None, false, false) => Some(workspace_root().join("docs/throughput.png")),
         _ => None,
     };
+    // Before any thread or child exists: they inherit the affinity.
+    let pinned = if cli.no_pin {
+        None
+    } else {
+        Some(pin_to_one_cpu()?)
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     let started = Instant::now();
     let report = runtime.block_on(run(plan, &wsat))?;
-    report.print(cli.quick, started.elapsed());
+    report.print(cli.quick, pinned, started.elapsed());
     if let Some(path) = plot {
         report.draw(&path)?;
         println!("figure: {}", path.display());
     }
     Ok(())
+}
+
+/// Pins this process (and so every thread and child it starts) to the
+/// highest-numbered CPU it may run on; returns that CPU.
+fn pin_to_one_cpu() -> anyhow::Result<usize> {
+    use nix::sched::{sched_getaffinity, sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let allowed = sched_getaffinity(Pid::from_raw(0))?;
+    let cpu = (0..CpuSet::count())
+        .rev()
+        .find(|&cpu| allowed.is_set(cpu).unwrap_or(false))
+        .ok_or_else(|| anyhow::anyhow!("no CPU in this process's affinity mask"))?;
+    let mut one = CpuSet::new();
+    one.set(cpu)?;
+    sched_setaffinity(Pid::from_raw(0), &one)?;
+    Ok(cpu)
 }
 
 fn workspace_root() -> PathBuf {
@@ -311,11 +340,15 @@ where
 }
 
 impl Report {
-    fn print(&self, quick: bool, took: Duration) {
+    fn print(&self, quick: bool, pinned: Option<usize>, took: Duration) {
         let mode = if quick { "quick" } else { "full" };
+        let placement = match pinned {
+            Some(cpu) => format!("all processes pinned to CPU {cpu}"),
+            None => "processes unpinned".to_string(),
+        };
         println!();
         println!(
-            "wsat-bench ({mode} run, {:.0} s), modem {}",
+            "wsat-bench ({mode} run, {placement}, {:.0} s), modem {}",
             took.as_secs_f64(),
             self.wsat.display()
         );
