@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use tokio::net::TcpListener;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
 use wsat::driver::Settings;
@@ -170,9 +169,7 @@ async fn serve_tcp(
     settings: Arc<Settings>,
     baud: Option<u32>,
 ) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = transport::tcp_listener(addr).with_context(|| format!("binding {addr}"))?;
     eprintln!("listening on {}", listener.local_addr()?);
     loop {
         let (stream, peer) = listener.accept().await?;

@@ -4,10 +4,12 @@
 //! Terminals are driven through their file descriptor in non-blocking mode
 //! and tokio's readiness (`AsyncFd`), so no thread blocks on them.
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpSocket};
 use wsat_proto::UartConfig;
 
 use crate::driver::{run_modem_on, Port, Settings};
@@ -76,4 +78,21 @@ pub async fn run_serial(device: &str, settings: Arc<Settings>, baud: u32) -> io:
         control: Some(Box::new(serial.control)),
     };
     run_modem_on(serial.reader, serial.writer, settings, port).await
+}
+
+/// Connections a listener queues before they are accepted. The usual 128
+/// drops connections when hundreds of hosts connect at once; the kernel
+/// caps this at `net.core.somaxconn`.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A TCP listener on `addr` whose queue takes a burst of connections.
+pub fn tcp_listener(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
