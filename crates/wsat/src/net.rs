@@ -172,14 +172,23 @@ async fn read_loop(
     reporter: Reporter,
     mut paused: watch::Receiver<bool>,
 ) {
-    let mut buf = vec![0u8; READ_SIZE];
+    let mut buf = Vec::with_capacity(READ_SIZE);
     loop {
         if paused.wait_for(|paused| !paused).await.is_err() {
             return;
         }
-        let kind = match reader.read(&mut buf).await {
+        let kind = match reader.read_buf(&mut buf).await {
             Ok(0) => LinkEventKind::Closed,
-            Ok(n) => LinkEventKind::Received(buf[..n].to_vec()),
+            // A big read is handed over whole rather than copied (receive
+            // throughput); a small one is copied so the event stays small.
+            Ok(n) if n >= READ_SIZE / 4 => {
+                LinkEventKind::Received(std::mem::replace(&mut buf, Vec::with_capacity(READ_SIZE)))
+            }
+            Ok(_) => {
+                let data = buf.clone();
+                buf.clear();
+                LinkEventKind::Received(data)
+            }
             Err(error) => {
                 tracing::info!(link = reporter.link, %error, "read failed");
                 LinkEventKind::Closed
