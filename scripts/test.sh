@@ -16,4 +16,4 @@ fi
 WSAT_PYTHON="$(pwd)/$python"
 export WSAT_PYTHON
 
-cargo test --workspace -- --include-ignored "$@"
+cargo test --workspace --no-fail-fast -- --include-ignored "$@"
