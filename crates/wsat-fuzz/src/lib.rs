@@ -120,6 +120,10 @@ impl Sim {
     fn settle(&mut self) {
         for _ in 0..10_000 {
             self.modem.poll_host_output(&mut self.output);
+            // AT+UART_CUR and friends: no line here, the change applies at once.
+            while self.modem.poll_uart_change().is_some() {
+                self.modem.poll_host_output(&mut self.output);
+            }
             while let Some(action) = self.modem.poll_net_action() {
                 self.act(action);
             }
@@ -363,6 +367,14 @@ mod tests {
         assert_eq!(sim.output, b"\r\nOK\r\n\r\n>\r\nSEND OK\r\n");
         assert_eq!(sim.sent.len(), 1);
         check_client_frames(&sim.sent[0].1);
+        sim.assert_usable();
+    }
+
+    #[test]
+    fn line_settings_changes_do_not_stall_output() {
+        let mut sim = Sim::new();
+        sim.host(b"ATE0\r\nAT+UART_CUR=9600,8,1,0,0\r\nAT\r\n");
+        assert!(sim.output.ends_with(b"\r\nOK\r\n\r\nOK\r\n"));
         sim.assert_usable();
     }
 
