@@ -19,6 +19,8 @@ use common::{echo_server, WAIT};
 /// mode via termios, reads bounded by a poll timeout.
 struct Terminal {
     file: File,
+    /// Read but not yet asked for.
+    buf: Vec<u8>,
 }
 
 impl Terminal {
@@ -32,12 +34,16 @@ impl Terminal {
         let mut termios = tcgetattr(file.as_fd()).unwrap();
         cfmakeraw(&mut termios);
         tcsetattr(file.as_fd(), SetArg::TCSANOW, &termios).unwrap();
-        Terminal { file }
+        Terminal {
+            file,
+            buf: Vec::new(),
+        }
     }
 
     fn from_fd(fd: OwnedFd) -> Terminal {
         Terminal {
             file: File::from(fd),
+            buf: Vec::new(),
         }
     }
 
@@ -45,11 +51,16 @@ impl Terminal {
         self.file.write_all(bytes).expect("write to the terminal");
     }
 
-    /// Reads until `needle` has arrived (bounded by [`WAIT`]); returns all read.
+    /// Reads until `needle` has arrived (bounded by [`WAIT`]); returns what
+    /// came up to its end and keeps the rest for the next call.
     fn read_until(&mut self, needle: &[u8]) -> Vec<u8> {
         let deadline = Instant::now() + WAIT;
-        let mut got = Vec::new();
-        while !got.windows(needle.len()).any(|w| w == needle) {
+        let mut got = std::mem::take(&mut self.buf);
+        loop {
+            if let Some(at) = got.windows(needle.len()).position(|w| w == needle) {
+                self.buf = got.split_off(at + needle.len());
+                return got;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(
                 !left.is_zero(),
@@ -69,7 +80,6 @@ impl Terminal {
             let n = self.file.read(&mut buf).expect("read the terminal");
             got.extend_from_slice(&buf[..n]);
         }
-        got
     }
 
     /// Sends `line` CR LF and asserts the exact answer (echo included).
