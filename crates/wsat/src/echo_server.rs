@@ -21,7 +21,8 @@ pub async fn serve(listener: TcpListener) -> io::Result<()> {
 
 /// Binds `addr` and prints `listening on <addr>` to stderr once bound.
 pub async fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
-    let listener = TcpListener::bind(addr).await?;
+    // The same deep accept queue as the modem's, for bursts of clients.
+    let listener = crate::transport::tcp_listener(addr)?;
     eprintln!("listening on {}", listener.local_addr()?);
     Ok(listener)
 }

@@ -3,7 +3,7 @@
 //! must arrive in order, and the modem's peak memory must stay bounded
 //! (wsat stops reading the link's socket, so TCP pushes back on the server).
 mod common;
-mod rig;
+use common::rig;
 
 use std::time::{Duration, Instant};
 

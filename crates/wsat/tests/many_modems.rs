@@ -2,7 +2,7 @@
 //! every one opens its link, all links are up together, each echoes a
 //! message, and all close. (Under a second here, so it is not `#[ignore]`d.)
 mod common;
-mod rig;
+use common::rig;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

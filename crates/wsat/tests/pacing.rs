@@ -2,7 +2,7 @@
 //! 11520 bytes/s, in both directions; `AT+UART_CUR` changes the pace. The
 //! measured figures are printed; the assertions allow 10% for noise.
 mod common;
-mod rig;
+use common::rig;
 
 use std::time::{Duration, Instant};
 

@@ -5,6 +5,7 @@ mod common;
 
 use common::raw::{server_frame, Answer, Frame, RawConn, RawListener};
 use common::{Host, Wsat};
+use std::time::Duration;
 
 /// A quiet host with link 0 open to a raw server; `setup` runs before the open.
 async fn open_link(wsat: &Wsat, setup: &[&str]) -> (Host, RawListener, RawConn) {
@@ -173,11 +174,9 @@ async fn loss_reports_disconnected_and_reconnects_after_ten_seconds() {
     // Sending while the link is down is an error, with no extra report.
     host.at("AT+WSSEND=0,1", b"\r\nERROR\r\n").await;
     // The reconnect comes by itself (ESP-AT waits 10 s).
-    let mut conn = tokio::time::timeout(std::time::Duration::from_secs(15), async {
-        server.accept(Answer::Upgrade).await
-    })
-    .await
-    .expect("no reconnect");
+    let mut conn = server
+        .accept_within(Duration::from_secs(20), Answer::Upgrade)
+        .await;
     host.expect(b"+WS_CONNECTED:0\r\n").await;
     let state2 = format!("+WSOPEN:0,2,\"{}\"\r\n\r\nOK\r\n", server.uri);
     host.at("AT+WSOPEN?", state2.as_bytes()).await;

@@ -11,17 +11,7 @@ async fn documented_session_byte_for_byte() {
     let wsat = Wsat::start();
     // Echo is on from start-up, as on an ESP32.
     let mut host = wsat.host().await;
-    let open = format!("AT+WSOPEN=0,\"{uri}\"\r\n");
-    host.send(open.as_bytes()).await;
-    host.expect(open.as_bytes()).await;
-    host.expect(b"+WS_CONNECTED:0\r\n\r\nOK\r\n").await;
-
-    host.send(b"AT+WSSEND=0,4\r\n").await;
-    host.expect(b"AT+WSSEND=0,4\r\n\r\nOK\r\n\r\n>").await;
-    host.send(b"test").await;
-    // The data is never echoed.
-    host.expect(b"\r\nSEND OK\r\n").await;
-    host.expect(b"+WS_DATA:0,4,test\r\n").await;
+    host.documented_open_send_echo(&uri).await;
 
     host.send(b"AT+WSOPEN?\r\n").await;
     let query = format!("AT+WSOPEN?\r\n+WSOPEN:0,2,\"{uri}\"\r\n\r\nOK\r\n");

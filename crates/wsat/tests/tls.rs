@@ -92,16 +92,8 @@ async fn documented_tls_session_byte_for_byte() {
     host.send(b"AT+WSCFG=0,30,60,4096,3,0,0\r\n").await;
     host.expect(b"AT+WSCFG=0,30,60,4096,3,0,0\r\n\r\nOK\r\n")
         .await;
-    let open = format!("AT+WSOPEN=0,\"{}\"\r\n", server.uri("localhost"));
-    host.send(open.as_bytes()).await;
-    host.expect(open.as_bytes()).await;
-    host.expect(b"+WS_CONNECTED:0\r\n\r\nOK\r\n").await;
-
-    host.send(b"AT+WSSEND=0,4\r\n").await;
-    host.expect(b"AT+WSSEND=0,4\r\n\r\nOK\r\n\r\n>").await;
-    host.send(b"test").await;
-    host.expect(b"\r\nSEND OK\r\n").await;
-    host.expect(b"+WS_DATA:0,4,test\r\n").await;
+    host.documented_open_send_echo(&server.uri("localhost"))
+        .await;
 
     host.send(b"AT+WSCLOSE=0\r\n").await;
     host.expect(b"AT+WSCLOSE=0\r\n\r\nOK\r\n").await;

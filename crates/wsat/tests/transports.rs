@@ -1,7 +1,7 @@
 //! The AT port on a pseudo-terminal (`--pty`), on a serial device (`--serial`,
 //! here the slave of a pty the test owns), and the `--trace` log.
 mod common;
-mod rig;
+use common::rig;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};

@@ -3,22 +3,24 @@
 #![allow(dead_code)]
 
 pub mod raw;
+#[path = "../rig/mod.rs"]
+pub mod rig;
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 
+use rig::Proc;
+
 /// How long any single wait in a test may take.
 pub const WAIT: Duration = Duration::from_secs(10);
 
 /// A running `wsat --tcp 127.0.0.1:0`, killed on drop.
 pub struct Wsat {
-    child: Child,
+    pub proc: Proc,
     pub addr: SocketAddr,
 }
 
@@ -28,28 +30,8 @@ impl Wsat {
     }
 
     pub fn start_with(args: &[&str]) -> Wsat {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsat"))
-            .args(["--tcp", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start wsat");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("wsat exited before listening")
-                .expect("read stderr");
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                break addr.parse().expect("address");
-            }
-        };
-        // Keep draining stderr so the modem never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Wsat { child, addr }
+        let (proc, addr) = Proc::tcp(args);
+        Wsat { proc, addr }
     }
 
     /// A new host connection: a fresh modem whose `ready` has been read.
@@ -70,13 +52,6 @@ impl Wsat {
         host.send(b"ATE0\r\n").await;
         host.expect(b"ATE0\r\n\r\nOK\r\n").await;
         host
-    }
-}
-
-impl Drop for Wsat {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -156,6 +131,21 @@ impl Host {
             .await;
     }
 
+    /// ESP-AT's documented exchange with echo on: open link 0 to `uri`,
+    /// send `test`, and read its echo from the server.
+    pub async fn documented_open_send_echo(&mut self, uri: &str) {
+        let open = format!("AT+WSOPEN=0,\"{uri}\"\r\n");
+        self.send(open.as_bytes()).await;
+        self.expect(open.as_bytes()).await;
+        self.expect(b"+WS_CONNECTED:0\r\n\r\nOK\r\n").await;
+        self.send(b"AT+WSSEND=0,4\r\n").await;
+        self.expect(b"AT+WSSEND=0,4\r\n\r\nOK\r\n\r\n>").await;
+        self.send(b"test").await;
+        // The data is never echoed.
+        self.expect(b"\r\nSEND OK\r\n").await;
+        self.expect(b"+WS_DATA:0,4,test\r\n").await;
+    }
+
     /// `AT+WSOPEN` of `link` to a raw server that accepts it (echo off).
     pub async fn open_raw(&mut self, link: u8, server: &raw::RawListener) -> raw::RawConn {
         self.send(format!("AT+WSOPEN={link},\"{}\"\r\n", server.uri).as_bytes())
@@ -179,7 +169,7 @@ impl Host {
 /// tokio-tungstenite's echo server (the one `wsat echo-server` runs) on
 /// 127.0.0.1:0; returns its `ws://` URI.
 pub async fn echo_server() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = wsat::transport::tcp_listener("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(wsat::echo_server::serve(listener));
     format!("ws://{addr}")

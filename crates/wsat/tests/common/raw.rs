@@ -3,6 +3,8 @@
 //! see every frame the client sends.
 #![allow(dead_code)]
 
+use std::time::Duration;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
@@ -42,7 +44,12 @@ impl RawListener {
 
     /// Accepts one connection and answers its handshake.
     pub async fn accept(&self, answer: Answer) -> RawConn {
-        let (stream, _) = timeout(WAIT, self.listener.accept())
+        self.accept_within(WAIT, answer).await
+    }
+
+    /// [`RawListener::accept`] for a connection that may take up to `limit`.
+    pub async fn accept_within(&self, limit: Duration, answer: Answer) -> RawConn {
+        let (stream, _) = timeout(limit, self.listener.accept())
             .await
             .expect("no connection came")
             .unwrap();
