@@ -12,6 +12,10 @@ use crate::ws::{self, close_code, opcode, Chunk, FrameDecoder, WsUri};
 const RECONNECT_DELAY_MS: u64 = 10_000;
 /// How long a closing link waits for the peer's close frame or TCP close.
 const CLOSE_WAIT_MS: u64 = 1_000;
+/// Pongs are not queued while this many sends are unwritten: a server that
+/// pings without reading our answers must not grow our send queue.
+/// RFC 6455 §5.5.3 lets a pong answer only the latest of several pings.
+const MAX_UNWRITTEN_SENDS_FOR_PONG: u64 = 16;
 /// The `User-Agent` of our handshakes.
 const USER_AGENT: &str = concat!("wsat/", env!("CARGO_PKG_VERSION"));
 
@@ -538,7 +542,12 @@ impl Modem {
             match client.conn.decoder.next_chunk() {
                 Ok(None) => return,
                 Ok(Some(chunk)) => match chunk.opcode {
-                    opcode::PING if open => self.send_control(link, opcode::PONG, &chunk.data),
+                    opcode::PING if open => {
+                        let unwritten = client.conn.sends_queued - client.conn.sends_done;
+                        if unwritten < MAX_UNWRITTEN_SENDS_FOR_PONG {
+                            self.send_control(link, opcode::PONG, &chunk.data);
+                        }
+                    }
                     opcode::PONG => client.conn.pong_deadline = None,
                     opcode::CLOSE => self.close_received(link, &chunk.data),
                     op if op < opcode::CLOSE && open => self.report_data(link, &chunk),

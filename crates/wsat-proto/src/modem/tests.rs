@@ -1052,6 +1052,24 @@ fn pings_are_answered_and_produce_no_output() {
 }
 
 #[test]
+fn pongs_do_not_pile_up_while_the_server_reads_nothing() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    for i in 0..100u8 {
+        rig.server_sends(0, true, 9, &[i]);
+    }
+    // 16 pongs queued, none acknowledged as written: the rest are skipped.
+    let pongs: Vec<NetAction> = rig.actions();
+    assert_eq!(pongs.len(), 16);
+    for _ in &pongs {
+        rig.event(0, NetEvent::Sent);
+    }
+    // Once the socket takes them, the latest ping is answered again.
+    rig.server_sends(0, true, 9, b"late");
+    assert_eq!(rig.sent_frames(0), vec![frame(true, 10, b"late")]);
+}
+
+#[test]
 fn empty_frames_and_chunks_of_buffer_size() {
     let mut rig = Rig::quiet();
     rig.at("AT+WSCFG=0,30,60,4");
