@@ -1,6 +1,7 @@
 //! The command table and the handlers of every AT command.
 use alloc::format;
 use alloc::vec::Vec;
+use core::ops::RangeInclusive;
 
 use super::link::{DataFormat, LinkConfig, SendRequest};
 use super::{DataTarget, Input, Modem, Settings, Wait};
@@ -68,7 +69,16 @@ const COMMANDS: &[Command] = &[
     cmd("+RST", EXEC, |m, _| m.cmd_rst()),
     cmd("+GMR", EXEC, |m, _| m.cmd_gmr()),
     cmd("+CMD", QUERY, |m, _| m.cmd_cmd()),
-    cmd("+SYSSTORE", QUERY_SET, Modem::cmd_sysstore),
+    cmd("+RESTORE", EXEC, |m, _| m.cmd_restore()),
+    cmd("+SYSSTORE", QUERY_SET, |m, f| {
+        m.cmd_kept_number(f, KeptNumber::SysStore)
+    }),
+    cmd("+SYSMSG", QUERY_SET, |m, f| {
+        m.cmd_kept_number(f, KeptNumber::SysMsg)
+    }),
+    cmd("+SLEEP", QUERY_SET, |m, f| {
+        m.cmd_kept_number(f, KeptNumber::Sleep)
+    }),
     cmd("+SYSLOG", QUERY_SET, Modem::cmd_syslog),
     cmd("+UART_CUR", QUERY_SET, |m, f| m.cmd_uart(f, false)),
     cmd("+UART_DEF", QUERY_SET, |m, f| m.cmd_uart(f, true)),
@@ -76,6 +86,15 @@ const COMMANDS: &[Command] = &[
     cmd("+CWMODE", [true, true, true, false], Modem::cmd_cwmode),
     cmd("+CWJAP", [false, true, true, true], Modem::cmd_cwjap),
     cmd("+CWSTATE", QUERY, |m, _| m.cmd_cwstate()),
+    cmd("+CWQAP", EXEC, |_, _| Ok(Reply::Ok)),
+    cmd("+CWAUTOCONN", QUERY_SET, |m, f| {
+        m.cmd_kept_number(f, KeptNumber::CwAutoConn)
+    }),
+    cmd("+CIPMUX", QUERY_SET, |m, f| {
+        m.cmd_kept_number(f, KeptNumber::CipMux)
+    }),
+    cmd("+CIFSR", EXEC, |m, _| m.cmd_cifsr()),
+    cmd("+CIPSTA", QUERY, |m, _| m.cmd_cipsta()),
     cmd("+CIPSNTPCFG", QUERY_SET, Modem::cmd_cipsntpcfg),
     cmd("+CIPSNTPTIME", QUERY, |m, _| m.cmd_cipsntptime()),
     cmd("+WSCFG", SET, Modem::cmd_wscfg),
@@ -85,6 +104,34 @@ const COMMANDS: &[Command] = &[
     cmd("+WSDATAFMT", SET, Modem::cmd_wsdatafmt),
     cmd("+WSCLOSE", SET, Modem::cmd_wsclose),
 ];
+
+/// Settings a driver may set at start-up and read back, which only keep a
+/// number here: (name, range, default), indexed by [`KeptNumber`].
+const KEPT_NUMBERS: [(&str, RangeInclusive<i64>, u8); 5] = [
+    ("SYSSTORE", 0..=1, 1),
+    ("SYSMSG", 0..=7, 0),
+    ("SLEEP", 0..=3, 0),
+    ("CWAUTOCONN", 0..=1, 1),
+    ("CIPMUX", 0..=1, 0),
+];
+
+pub(super) fn kept_number_defaults() -> [u8; 5] {
+    KEPT_NUMBERS.map(|(_, _, default)| default)
+}
+
+#[derive(Clone, Copy)]
+pub(super) enum KeptNumber {
+    SysStore,
+    SysMsg,
+    Sleep,
+    CwAutoConn,
+    CipMux,
+}
+
+/// The station's addresses in `AT+CIFSR` / `AT+CIPSTA?`: the machine is
+/// online, and its real addresses are none of the host's business.
+const STATION_IP: &str = "127.0.0.1";
+const STATION_MAC: &str = "02:00:00:00:00:01";
 
 /// Longest `AT+WSHEAD` header, and all of them together.
 const MAX_HEADER: i64 = 4096;
@@ -211,11 +258,35 @@ impl Modem {
             .extend_from_slice(format!("+{name}:{value}\r\n").as_bytes());
     }
 
-    fn cmd_sysstore(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+    fn cmd_kept_number(&mut self, form: Form<'_>, which: KeptNumber) -> Result<Reply, AtError> {
+        let (name, range, _) = &KEPT_NUMBERS[which as usize];
+        let value = &mut self.settings.kept_numbers[which as usize];
         match form {
-            Form::Set(p) => self.settings.sysstore = Args::parse(p, 1)?.int(0, 0..=1)? as u8,
-            _ => self.info("SYSSTORE", &format!("{}", self.settings.sysstore)),
+            Form::Set(p) => *value = Args::parse(p, 1)?.int(0, range.clone())? as u8,
+            _ => {
+                let text = format!("{value}");
+                self.info(name, &text);
+            }
         }
+        Ok(Reply::Ok)
+    }
+
+    /// Factory settings: what `AT+RST` restores, and the saved UART settings.
+    fn cmd_restore(&mut self) -> Result<Reply, AtError> {
+        self.uart_restore();
+        self.cmd_rst()
+    }
+
+    fn cmd_cifsr(&mut self) -> Result<Reply, AtError> {
+        self.info("CIFSR", &format!("STAIP,\"{STATION_IP}\""));
+        self.info("CIFSR", &format!("STAMAC,\"{STATION_MAC}\""));
+        Ok(Reply::Ok)
+    }
+
+    fn cmd_cipsta(&mut self) -> Result<Reply, AtError> {
+        self.info("CIPSTA", &format!("ip:\"{STATION_IP}\""));
+        self.info("CIPSTA", &format!("gateway:\"{STATION_IP}\""));
+        self.info("CIPSTA", "netmask:\"255.0.0.0\"");
         Ok(Reply::Ok)
     }
 

@@ -220,7 +220,8 @@ enum Wait {
 struct Settings {
     echo: bool,
     syslog: bool,
-    sysstore: u8,
+    /// `AT+SYSSTORE`, `AT+SYSMSG`, ...: see `commands::KEPT_NUMBERS`.
+    kept_numbers: [u8; 5],
     cwmode: u8,
     ssid: Vec<u8>,
     sntp_enabled: bool,
@@ -236,7 +237,7 @@ impl Default for Settings {
         Settings {
             echo: true,
             syslog: false,
-            sysstore: 1,
+            kept_numbers: commands::kept_number_defaults(),
             cwmode: 1,
             ssid: b"wsat".to_vec(),
             sntp_enabled: true,

@@ -407,6 +407,46 @@ fn basic_commands() {
 }
 
 #[test]
+fn other_start_up_commands_drivers_send() {
+    let mut rig = Rig::quiet();
+    for (name, default, good, bad) in [
+        ("SYSSTORE", 1, 0, 2),
+        ("SYSMSG", 0, 7, 8),
+        ("SLEEP", 0, 3, 4),
+        ("CWAUTOCONN", 1, 0, 2),
+        ("CIPMUX", 0, 1, 2),
+    ] {
+        let query = format!("AT+{name}?");
+        let answer = |v| format!("+{name}:{v}\r\n\r\nOK\r\n").into_bytes();
+        assert_eq!(rig.at(&query), answer(default), "{name}");
+        assert_eq!(rig.at(&format!("AT+{name}={good}")), b"\r\nOK\r\n");
+        assert_eq!(rig.at(&query), answer(good), "{name}");
+        assert_eq!(rig.at(&format!("AT+{name}={bad}")), b"\r\nERROR\r\n");
+        assert_eq!(rig.at(&format!("AT+{name}")), b"\r\nERROR\r\n");
+    }
+    assert_eq!(rig.at("AT+CWQAP"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CIFSR"),
+        b"+CIFSR:STAIP,\"127.0.0.1\"\r\n+CIFSR:STAMAC,\"02:00:00:00:00:01\"\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+CIPSTA?"),
+        b"+CIPSTA:ip:\"127.0.0.1\"\r\n+CIPSTA:gateway:\"127.0.0.1\"\r\n\
+          +CIPSTA:netmask:\"255.0.0.0\"\r\n\r\nOK\r\n"
+    );
+    // AT+RST forgets them; AT+RESTORE too, and answers like AT+RST.
+    assert_eq!(rig.at("AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
+    assert_eq!(
+        rig.at("AT+CIPMUX?"),
+        b"AT+CIPMUX?\r\n+CIPMUX:0\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+RESTORE"),
+        b"AT+RESTORE\r\n\r\nOK\r\n\r\nready\r\n"
+    );
+}
+
+#[test]
 fn reset_answers_ok_then_ready_and_restores_defaults() {
     let mut rig = Rig::quiet();
     rig.open(0);

@@ -173,6 +173,12 @@ impl Modem {
         Ok(Reply::Done)
     }
 
+    /// `AT+RESTORE`: the saved settings are the start settings again (the
+    /// next [`Modem::uart_reset`] applies them).
+    pub(super) fn uart_restore(&mut self) {
+        self.uart.default = self.options.uart;
+    }
+
     /// `AT+RST`: the saved settings apply again.
     pub(super) fn uart_reset(&mut self) {
         self.switch_uart(self.uart.default);
@@ -320,6 +326,10 @@ mod tests {
         at(&mut m, "ATE0");
         assert_eq!(at(&mut m, "AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
         assert_eq!(m.poll_uart_change(), None);
+        // AT+RESTORE: OK at 230400, `ready` at the start settings again.
+        assert_eq!(at(&mut m, "AT+RESTORE"), b"AT+RESTORE\r\n\r\nOK\r\n");
+        assert_eq!(m.poll_uart_change(), Some(cfg(115_200, 8, 1, 0, 0)));
+        assert_eq!(output(&mut m), b"\r\nready\r\n");
     }
 
     #[test]
