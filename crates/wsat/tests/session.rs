@@ -207,3 +207,18 @@ async fn stdio_is_the_default_at_port() {
     );
     assert!(out.ends_with("\r\nOK\r\n"), "{out:?}");
 }
+
+#[tokio::test]
+async fn the_echo_server_subcommand_echoes_text_and_binary() {
+    let (_server, addr) =
+        common::rig::Proc::start(&["echo-server", "127.0.0.1:0"], "listening on ");
+    let uri = format!("ws://{addr}");
+    let wsat = Wsat::start();
+    let mut host = wsat.quiet_host().await;
+    host.at("AT+WSDATAFMT=0,0,17", b"\r\nOK\r\n").await;
+    host.open(0, &uri).await;
+    host.send_data("0,4", b"text").await;
+    host.expect(b"+WS_DATA:0,1,4,text").await;
+    host.send_data("0,3,2", b"\x00\x01\x02").await;
+    host.expect(b"+WS_DATA:0,2,3,\x00\x01\x02").await;
+}
