@@ -84,12 +84,38 @@ pub struct Port {
 /// Randomness from the OS, time from the system clock, certificates on disk.
 struct HostPlatform {
     store: Option<PkiStore>,
+    /// OS randomness fetched a pool at a time: every frame needs a 4-byte
+    /// mask, and one system call per frame shows in the echo latency.
+    random: [u8; RANDOM_POOL],
+    random_used: usize,
+}
+
+const RANDOM_POOL: usize = 256;
+
+impl HostPlatform {
+    fn new(store: Option<PkiStore>) -> HostPlatform {
+        HostPlatform {
+            store,
+            random: [0; RANDOM_POOL],
+            random_used: RANDOM_POOL,
+        }
+    }
 }
 
 impl Platform for HostPlatform {
     fn fill_random(&mut self, buf: &mut [u8]) {
-        // The OS source does not fail on Linux; a zero mask would still be valid framing.
-        let _ = getrandom::fill(buf);
+        for chunk in buf.chunks_mut(RANDOM_POOL) {
+            if self.random_used + chunk.len() > RANDOM_POOL {
+                // The OS source does not fail on Linux; a zero mask would
+                // still be valid framing.
+                let _ = getrandom::fill(&mut self.random);
+                self.random_used = 0;
+            }
+            let next = self.random_used + chunk.len();
+            chunk.copy_from_slice(&self.random[self.random_used..next]);
+            // Each byte is handed out once.
+            self.random_used = next;
+        }
     }
 
     fn unix_time(&self) -> Option<i64> {
@@ -150,9 +176,7 @@ where
     let trace = settings.tracer.as_ref().map(|t| t.modem(&port.name));
     let modem = Modem::new(
         options,
-        Box::new(HostPlatform {
-            store: settings.store.clone(),
-        }),
+        Box::new(HostPlatform::new(settings.store.clone())),
         0,
     );
     let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
@@ -402,5 +426,28 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_bytes_come_from_the_pool_without_repeats() {
+        let mut platform = HostPlatform::new(None);
+        let mut seen = Vec::new();
+        for len in [4, 4, 16, 255, 256, 1000, 0, 4] {
+            let mut buf = vec![0u8; len];
+            platform.fill_random(&mut buf);
+            seen.push(buf);
+        }
+        let all: Vec<u8> = seen.concat();
+        assert_eq!(all.len(), 1539);
+        // 1539 bytes of OS randomness: all zero, or a repeated 16-byte
+        // window, would mean bytes were not filled or handed out twice.
+        assert!(all.iter().any(|&b| b != 0));
+        let windows: std::collections::HashSet<&[u8]> = all.windows(16).collect();
+        assert_eq!(windows.len(), all.len() - 15);
     }
 }
