@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 use super::{Input, Modem, Wait};
 use crate::at::{self, AtError};
 use crate::modem::{LinkId, NetAction, NetEvent, TlsParams};
-use crate::ws::{self, close_code, opcode, Chunk, FrameDecoder, WsUri};
+use crate::ws::{self, close_code, opcode, ChunkRef, FrameDecoder, WsUri};
 
 /// A lost link tries to reconnect after this long (ESP-AT's 10 s).
 const RECONNECT_DELAY_MS: u64 = 10_000;
@@ -532,29 +532,45 @@ impl Modem {
         }
     }
 
-    /// Handles every complete chunk the decoder holds.
+    /// Handles every complete chunk the decoder holds. Data goes from the
+    /// decoder's buffer straight into the host output (the receive path's
+    /// one copy in the core).
     fn drain_frames(&mut self, link: LinkId) {
         loop {
-            let Some(client) = self.client_mut(link) else {
+            self.release_held();
+            let holding = self.holding_reports();
+            let Modem {
+                links, out, held, ..
+            } = self;
+            let slot = &mut links[usize::from(link)];
+            let format = slot.format;
+            let Some(client) = slot.client.as_mut() else {
                 return;
             };
             let open = matches!(client.state, State::Open);
-            match client.conn.decoder.next_chunk() {
+            let chunk = match client.conn.decoder.next_chunk_ref() {
                 Ok(None) => return,
-                Ok(Some(chunk)) => match chunk.opcode {
-                    opcode::PING if open => {
-                        let unwritten = client.conn.sends_queued - client.conn.sends_done;
-                        if unwritten < MAX_UNWRITTEN_SENDS_FOR_PONG {
-                            self.send_control(link, opcode::PONG, &chunk.data);
-                        }
-                    }
-                    opcode::PONG => client.conn.pong_deadline = None,
-                    opcode::CLOSE => self.close_received(link, &chunk.data),
-                    op if op < opcode::CLOSE && open => self.report_data(link, &chunk),
-                    // Data or pings after a close frame are not answered.
-                    _ => {}
-                },
+                Ok(Some(chunk)) => chunk,
                 Err(error) => return self.protocol_violation(link, error),
+            };
+            match chunk.opcode {
+                op if op < opcode::CLOSE && open => {
+                    write_data_report(if holding { held } else { out }, link, format, &chunk);
+                }
+                opcode::PING if open => {
+                    let unwritten = client.conn.sends_queued - client.conn.sends_done;
+                    if unwritten < MAX_UNWRITTEN_SENDS_FOR_PONG {
+                        let payload = chunk.data.to_vec();
+                        self.send_control(link, opcode::PONG, &payload);
+                    }
+                }
+                opcode::PONG => client.conn.pong_deadline = None,
+                opcode::CLOSE => {
+                    let payload = chunk.data.to_vec();
+                    self.close_received(link, &payload);
+                }
+                // Data or pings after a close frame are not answered.
+                _ => {}
             }
         }
     }
@@ -605,41 +621,6 @@ impl Modem {
         self.clean_up(link);
     }
 
-    /// Writes one received data chunk as `+WS_DATA` per `AT+WSDATAFMT`.
-    fn report_data(&mut self, link: LinkId, chunk: &Chunk) {
-        let DataFormat { level, mask } = self.links[usize::from(link)].format;
-        let first_of_frame = chunk.payload_offset == 0;
-        let (header, trailer) = match level {
-            0 => (true, true),
-            1 => (first_of_frame, chunk.ends_frame()),
-            _ => (
-                first_of_frame && chunk.opcode != opcode::CONTINUATION,
-                chunk.ends_frame() && chunk.fin,
-            ),
-        };
-        self.report_with(|out| {
-            if header {
-                out.extend_from_slice(format!("+WS_DATA:{link},").as_bytes());
-                let fields = [
-                    (field::OPCODE, u64::from(chunk.opcode)),
-                    (field::FIN, u64::from(chunk.fin)),
-                    (field::PAYLOAD_LEN, chunk.payload_len),
-                    (field::PAYLOAD_OFFSET, chunk.payload_offset),
-                    (field::DATA_LEN, chunk.data.len() as u64),
-                ];
-                for (bit, value) in fields {
-                    if mask & bit != 0 {
-                        out.extend_from_slice(format!("{value},").as_bytes());
-                    }
-                }
-            }
-            out.extend_from_slice(&chunk.data);
-            if trailer && mask & field::TRAILER != 0 {
-                out.extend_from_slice(b"\r\n");
-            }
-        });
-    }
-
     pub(super) fn link_timeout(&mut self, link: LinkId) {
         let now = self.now;
         let Some(deadline) = self.links[usize::from(link)].deadline() else {
@@ -670,6 +651,72 @@ impl Modem {
                     self.send_control(link, opcode::PING, &[]);
                 }
             }
+        }
+    }
+}
+
+/// Writes one received data chunk as `+WS_DATA` per `AT+WSDATAFMT`.
+fn write_data_report(out: &mut Vec<u8>, link: LinkId, format: DataFormat, chunk: &ChunkRef<'_>) {
+    let DataFormat { level, mask } = format;
+    let first_of_frame = chunk.payload_offset == 0;
+    let (header, trailer) = match level {
+        0 => (true, true),
+        1 => (first_of_frame, chunk.ends_frame()),
+        _ => (
+            first_of_frame && chunk.opcode != opcode::CONTINUATION,
+            chunk.ends_frame() && chunk.fin,
+        ),
+    };
+    if header {
+        out.extend_from_slice(b"+WS_DATA:");
+        push_decimal(out, u64::from(link));
+        out.push(b',');
+        let fields = [
+            (field::OPCODE, u64::from(chunk.opcode)),
+            (field::FIN, u64::from(chunk.fin)),
+            (field::PAYLOAD_LEN, chunk.payload_len),
+            (field::PAYLOAD_OFFSET, chunk.payload_offset),
+            (field::DATA_LEN, chunk.data.len() as u64),
+        ];
+        for (bit, value) in fields {
+            if mask & bit != 0 {
+                push_decimal(out, value);
+                out.push(b',');
+            }
+        }
+    }
+    out.extend_from_slice(chunk.data);
+    if trailer && mask & field::TRAILER != 0 {
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+/// Appends `value` in decimal, without the allocation of `format!`: this
+/// runs for every received chunk.
+fn push_decimal(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut start = digits.len();
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals() {
+        for value in [0, 7, 10, 125, 16384, u64::MAX] {
+            let mut out = b"x".to_vec();
+            push_decimal(&mut out, value);
+            assert_eq!(out, format!("x{value}").as_bytes());
         }
     }
 }

@@ -26,6 +26,35 @@ impl Chunk {
     }
 }
 
+/// A [`Chunk`] whose data is still in the decoder's buffer: what
+/// [`FrameDecoder::next_chunk_ref`] yields, so the payload is copied once,
+/// straight to where it goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChunkRef<'a> {
+    pub opcode: u8,
+    pub fin: bool,
+    pub payload_len: u64,
+    pub payload_offset: u64,
+    pub data: &'a [u8],
+}
+
+impl ChunkRef<'_> {
+    /// The last chunk of its frame.
+    pub fn ends_frame(&self) -> bool {
+        self.payload_offset + self.data.len() as u64 == self.payload_len
+    }
+
+    pub fn to_owned(&self) -> Chunk {
+        Chunk {
+            opcode: self.opcode,
+            fin: self.fin,
+            payload_len: self.payload_len,
+            payload_offset: self.payload_offset,
+            data: self.data.to_vec(),
+        }
+    }
+}
+
 /// A violation of RFC 6455 by the server; the connection must fail with `close_code`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProtocolError {
@@ -61,6 +90,9 @@ pub struct FrameDecoder {
     /// Fed bytes; everything before `pos` is consumed.
     buf: Vec<u8>,
     pos: usize,
+    /// Bytes at `pos` that the last yielded chunk borrows; consumed on the
+    /// next call.
+    lent: usize,
     /// `Some` while inside a frame's payload (its header is consumed).
     frame: Option<Frame>,
     /// A fragmented message is unfinished: `Some(true)` text, `Some(false)` binary.
@@ -68,6 +100,36 @@ pub struct FrameDecoder {
     /// UTF-8 state of the current text message, across chunks and frames.
     utf8: Utf8,
     dead: Option<ProtocolError>,
+}
+
+/// A chunk's metadata, before its data is attached.
+#[derive(Clone, Copy)]
+struct ChunkHeader {
+    opcode: u8,
+    fin: bool,
+    payload_len: u64,
+    payload_offset: u64,
+}
+
+impl ChunkHeader {
+    fn of(f: &Frame) -> Self {
+        ChunkHeader {
+            opcode: f.opcode,
+            fin: f.fin,
+            payload_len: f.len,
+            payload_offset: f.offset,
+        }
+    }
+
+    fn with_data(self, data: &[u8]) -> ChunkRef<'_> {
+        ChunkRef {
+            opcode: self.opcode,
+            fin: self.fin,
+            payload_len: self.payload_len,
+            payload_offset: self.payload_offset,
+            data,
+        }
+    }
 }
 
 /// The frame whose payload is being read.
@@ -93,6 +155,7 @@ impl FrameDecoder {
             max_chunk: max_chunk.max(1),
             buf: Vec::new(),
             pos: 0,
+            lent: 0,
             frame: None,
             message: None,
             utf8: Utf8::default(),
@@ -102,6 +165,7 @@ impl FrameDecoder {
 
     /// Appends received bytes.
     pub fn feed(&mut self, bytes: &[u8]) {
+        self.return_lent();
         // A dead decoder reads nothing more.
         if self.dead.is_none() {
             self.buf.extend_from_slice(bytes);
@@ -114,24 +178,44 @@ impl FrameDecoder {
     /// and may arrive between the frames of a fragmented message. After an
     /// error the decoder is dead: every later call returns the same error.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>, ProtocolError> {
+        Ok(self.next_chunk_ref()?.map(|chunk| chunk.to_owned()))
+    }
+
+    /// [`FrameDecoder::next_chunk`] without copying the data out: the chunk
+    /// borrows the decoder until the next call.
+    pub fn next_chunk_ref(&mut self) -> Result<Option<ChunkRef<'_>>, ProtocolError> {
+        self.return_lent();
         if let Some(e) = self.dead {
             return Err(e);
         }
-        let r = self.step();
-        if let Err(e) = r {
-            self.dead = Some(e);
-            self.buf = Vec::new();
-            self.pos = 0;
+        match self.step() {
+            Ok(Some(header)) => {
+                let data = &self.buf[self.pos..self.pos + self.lent];
+                Ok(Some(header.with_data(data)))
+            }
+            Ok(None) => Ok(None),
+            Err(e) => {
+                self.dead = Some(e);
+                self.buf = Vec::new();
+                self.pos = 0;
+                Err(e)
+            }
         }
-        r
     }
 
     /// Bytes fed but not yet yielded (for flow control).
     pub fn buffered(&self) -> usize {
-        self.buf.len() - self.pos
+        self.buf.len() - self.pos - self.lent
     }
 
-    fn step(&mut self) -> Result<Option<Chunk>, ProtocolError> {
+    fn return_lent(&mut self) {
+        let lent = core::mem::take(&mut self.lent);
+        self.consume(lent);
+    }
+
+    /// Finds the next chunk; on `Some`, its data is the `self.lent` bytes at
+    /// `self.pos`.
+    fn step(&mut self) -> Result<Option<ChunkHeader>, ProtocolError> {
         let mut f = match self.frame {
             Some(f) => f,
             None => match self.read_header()? {
@@ -151,16 +235,9 @@ impl FrameDecoder {
             if f.opcode == opcode::CLOSE {
                 check_close(data)?;
             }
-            let chunk = Chunk {
-                opcode: f.opcode,
-                fin: f.fin,
-                payload_len: f.len,
-                payload_offset: 0,
-                data: data.to_vec(),
-            };
             self.frame = None;
-            self.consume(n);
-            return Ok(Some(chunk));
+            self.lent = n;
+            return Ok(Some(ChunkHeader::of(&f)));
         }
 
         let want = usize::try_from(remaining).map_or(self.max_chunk, |r| r.min(self.max_chunk));
@@ -180,13 +257,7 @@ impl FrameDecoder {
                 self.utf8.finish()?;
             }
         }
-        let chunk = Chunk {
-            opcode: f.opcode,
-            fin: f.fin,
-            payload_len: f.len,
-            payload_offset: f.offset,
-            data: data.to_vec(),
-        };
+        let header = ChunkHeader::of(&f);
         self.frame = if ends {
             None
         } else {
@@ -194,8 +265,8 @@ impl FrameDecoder {
             f.checked = 0;
             Some(f)
         };
-        self.consume(want);
-        Ok(Some(chunk))
+        self.lent = want;
+        Ok(Some(header))
     }
 
     /// Parses and checks the next frame header, consuming it when complete.

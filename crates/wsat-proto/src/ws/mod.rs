@@ -9,7 +9,7 @@ pub mod frame;
 pub mod handshake;
 pub mod uri;
 
-pub use frame::{encode_frame, Chunk, FrameDecoder, ProtocolError};
+pub use frame::{encode_frame, Chunk, ChunkRef, FrameDecoder, ProtocolError};
 pub use handshake::{accept_key, build_request, parse_response, HandshakeError, RequestParams};
 pub use uri::{parse_ws_uri, UriError, WsUri};
 
