@@ -350,6 +350,151 @@ pub fn handshake(data: &[u8]) {
     sim.assert_usable();
 }
 
+/// Command lines, one at a time, against a modem whose network works (and
+/// sends nothing unasked). After each, the answer must be well-formed AT:
+/// the echo (when on), information lines, exactly one final result code,
+/// then only unsolicited reports. A prompt takes its data from the next
+/// record (padded until the modem answers).
+pub fn at_commands(data: &[u8]) {
+    let mut sim = Sim::new();
+    sim.output.clear();
+    let mut echo = true;
+    let mut records = records(data);
+    while let Some((_, raw)) = records.next() {
+        let line: Vec<u8> = raw
+            .iter()
+            .copied()
+            .filter(|b| !matches!(b, b'\r' | b'\n'))
+            .collect();
+        sim.host(&line);
+        sim.host(b"\r\n");
+        // An empty line has no answer to wait for.
+        let mut out = if line.is_empty() {
+            std::mem::take(&mut sim.output)
+        } else {
+            answer(&mut sim)
+        };
+        if echo {
+            let mut echoed = line.clone();
+            echoed.extend_from_slice(b"\r\n");
+            assert!(
+                out.starts_with(&echoed),
+                "no echo of {:?}",
+                String::from_utf8_lossy(&line)
+            );
+            out.drain(..echoed.len());
+        }
+        if line.is_empty() {
+            assert!(
+                out.is_empty(),
+                "answer to an empty line: {:?}",
+                String::from_utf8_lossy(&out)
+            );
+            continue;
+        }
+        let prompt = check_answer(&out, &line);
+        if out.windows(9).any(|w| w == b"\r\nready\r\n") {
+            echo = true;
+        } else if out.starts_with(b"\r\nOK\r\n") && (line == b"ATE0" || line == b"ATE1") {
+            echo = line == b"ATE1";
+        }
+        if prompt {
+            // Exactly as many bytes as the prompt wants: the next record's,
+            // padded with `x`. Byte by byte, since only the answer tells.
+            let (_, data) = records.next().unwrap_or((0, &[]));
+            let mut bytes = data
+                .iter()
+                .copied()
+                .chain(std::iter::repeat(b'x'))
+                .take(20_000);
+            while sim.output.is_empty() {
+                let Some(byte) = bytes.next() else { break };
+                sim.host(&[byte]);
+            }
+            let out = answer(&mut sim);
+            let prompt_again = check_answer(&out, b"<prompt data>");
+            assert!(!prompt_again, "a prompt answered with a prompt");
+        }
+    }
+    sim.assert_usable();
+}
+
+/// What the modem wrote since the last call, once any command waiting on
+/// the network or a timer has finished.
+fn answer(sim: &mut Sim) -> Vec<u8> {
+    if !ends_in_result(&sim.output) {
+        sim.advance(200_000);
+    }
+    std::mem::take(&mut sim.output)
+}
+
+/// The final result codes; the prompt and `ready` end their answers.
+const FINALS: [&[u8]; 6] = [
+    b"\r\nOK\r\n\r\n>",
+    b"\r\nOK\r\n\r\nready\r\n",
+    b"\r\nOK\r\n",
+    b"\r\nERROR\r\n",
+    b"\r\nSEND OK\r\n",
+    b"\r\nbusy p...\r\n",
+];
+
+fn ends_in_result(out: &[u8]) -> bool {
+    let mut rest = out;
+    while !rest.is_empty() {
+        if FINALS.iter().any(|f| rest.starts_with(f)) {
+            return true;
+        }
+        match rest.windows(2).position(|w| w == b"\r\n") {
+            Some(0) | None => return false,
+            Some(end) => rest = &rest[end + 2..],
+        }
+    }
+    false
+}
+
+/// Checks one answer: lines, one final code, then reports (`+...\r\n`).
+/// Returns whether it ended in a data prompt.
+fn check_answer(out: &[u8], line: &[u8]) -> bool {
+    let what = || {
+        format!(
+            "answer to {:?}: {:?}",
+            String::from_utf8_lossy(line),
+            String::from_utf8_lossy(out)
+        )
+    };
+    let mut rest = out;
+    loop {
+        if let Some(final_code) = FINALS.iter().find(|f| rest.starts_with(f)) {
+            rest = &rest[final_code.len()..];
+            if final_code.ends_with(b">") {
+                assert!(rest.is_empty(), "bytes after a prompt: {}", what());
+                return true;
+            }
+            break;
+        }
+        assert!(!rest.is_empty(), "no result code: {}", what());
+        assert!(!rest.starts_with(b"\r\n"), "not a line: {}", what());
+        let end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or_else(|| panic!("unterminated line: {}", what()));
+        rest = &rest[end + 2..];
+    }
+    while !rest.is_empty() {
+        assert!(
+            rest.starts_with(b"+"),
+            "not a report after the result: {}",
+            what()
+        );
+        let end = rest
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or_else(|| panic!("unterminated report: {}", what()));
+        rest = &rest[end + 2..];
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,6 +521,33 @@ mod tests {
         sim.host(b"ATE0\r\nAT+UART_CUR=9600,8,1,0,0\r\nAT\r\n");
         assert!(sim.output.ends_with(b"\r\nOK\r\n\r\nOK\r\n"));
         sim.assert_usable();
+    }
+
+    #[test]
+    fn answer_checks_accept_well_formed_at_only() {
+        let good: [&[u8]; 5] = [
+            b"\r\nOK\r\n",
+            b"+CWSTATE:2,\"x\"\r\n\r\nOK\r\n+TIME_UPDATED\r\n",
+            b"+WS_DISCONNECTED:0\r\nERR CODE:0x01070001\r\n\r\nERROR\r\n",
+            b"\r\nOK\r\n\r\nready\r\n",
+            b"\r\nSEND OK\r\n+WS_CONNECTED:1\r\n",
+        ];
+        for out in good {
+            assert!(!check_answer(out, b"AT"), "{out:?}");
+        }
+        assert!(check_answer(b"\r\nOK\r\n\r\n>", b"AT"));
+        let bad: [&[u8]; 6] = [
+            b"",
+            b"OK\r\n",
+            b"\r\nOK\r\n\r\nOK\r\n",
+            b"+X:1\r\n",
+            b"\r\nOK\r\n\r\n>x",
+            b"\r\nERROR\r\n+WS_DATA:0,1,x",
+        ];
+        for out in bad {
+            let result = std::panic::catch_unwind(|| check_answer(out, b"AT"));
+            assert!(result.is_err(), "{out:?} passed");
+        }
     }
 
     #[test]

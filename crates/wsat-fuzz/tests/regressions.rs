@@ -32,3 +32,8 @@ fn net_frames_inputs() {
 fn handshake_inputs() {
     replay("handshake", wsat_fuzz::handshake);
 }
+
+#[test]
+fn at_commands_inputs() {
+    replay("at_commands", wsat_fuzz::at_commands);
+}
