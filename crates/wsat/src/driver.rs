@@ -147,17 +147,9 @@ impl Platform for HostPlatform {
     }
 }
 
-/// Runs a modem on the AT port `(reader, writer)` until the host closes it
-/// (EOF on `reader`); every link is dropped then.
-pub async fn run_modem<R, W>(reader: R, writer: W, settings: Arc<Settings>) -> io::Result<()>
-where
-    R: AsyncRead + Unpin,
-    W: AsyncWrite + Unpin,
-{
-    run_modem_on(reader, writer, settings, Port::default()).await
-}
-
-/// [`run_modem`] with the port's line settings and their control.
+/// Runs a modem on the AT port `(reader, writer)`, with the port's line
+/// settings and their control, until the host closes it (EOF on `reader`);
+/// every link is dropped then.
 pub async fn run_modem_on<R, W>(
     reader: R,
     writer: W,
