@@ -7,201 +7,61 @@
 //! handed out again (a runtime would spin); reports held for the host stay
 //! bounded; after any input the modem still answers `AT` with `OK`.
 
-use std::collections::VecDeque;
+use wsat_proto::testing::{self, Sim};
+use wsat_proto::ws;
+use wsat_proto::{NetEvent, HOST_OUTPUT_BOUND, LINK_COUNT};
 
-use wsat_proto::ws::{self, opcode};
-use wsat_proto::{LinkId, Modem, ModemOptions, NetAction, NetEvent, Platform, LINK_COUNT};
-
-/// Deterministic randomness, so a crashing input always crashes.
-struct FuzzPlatform(u32);
-
-impl Platform for FuzzPlatform {
-    fn fill_random(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            self.0 = self.0.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            *b = (self.0 >> 16) as u8;
-        }
-    }
-    fn unix_time(&self) -> Option<i64> {
-        Some(1_700_000_000)
-    }
-}
-
-/// Held reports may not outgrow what the network gave plus this.
-const HELD_SLACK: usize = 64 * 1024;
+/// Output and held reports may pass [`HOST_OUTPUT_BOUND`] by what one
+/// command or one read adds: an `AT+SYSMFG` read of a 64 KiB entry, a
+/// read framed at buffer_size 1.
+const OUTPUT_SLACK: usize = 80 * 1024;
 
 /// A modem and a well-behaved simulated network: connects succeed, the
 /// handshake is answered correctly, every send is acknowledged.
-struct Sim {
-    modem: Modem,
-    now: u64,
-    output: Vec<u8>,
-    /// Events the simulated network will deliver.
-    pending: VecDeque<(LinkId, SimEvent)>,
-    /// Host bytes the modem has not taken yet.
-    unconsumed: Vec<u8>,
-    /// Frames the modem sent after its handshakes, per link.
-    sent: Vec<(LinkId, Vec<u8>)>,
-    received_total: usize,
-    /// Whether handshake requests get a valid `101` from the network.
-    answer_handshakes: bool,
+fn sim() -> Sim {
+    let mut sim = Sim::new();
+    sim.network.auto = true;
+    sim.network.answer_pings = false;
+    sim.run();
+    sim
 }
 
-enum SimEvent {
-    Connected,
-    Received(Vec<u8>),
-    Sent,
+/// What every harness checks after every step.
+fn check_bounds(sim: &Sim) {
+    let backlog = sim.modem.host_output().len() + sim.held_reports();
+    assert!(
+        backlog <= HOST_OUTPUT_BOUND + OUTPUT_SLACK,
+        "host output grew to {backlog}"
+    );
 }
 
-impl Sim {
-    fn new() -> Sim {
-        let modem = Modem::new(ModemOptions::default(), Box::new(FuzzPlatform(7)), 0);
-        let mut sim = Sim {
-            modem,
-            now: 0,
-            output: Vec::new(),
-            pending: VecDeque::new(),
-            unconsumed: Vec::new(),
-            sent: Vec::new(),
-            received_total: 0,
-            answer_handshakes: true,
-        };
-        sim.settle();
-        sim
-    }
-
-    fn host(&mut self, bytes: &[u8]) {
-        self.unconsumed.extend_from_slice(bytes);
-        self.offer_input();
-        self.settle();
-    }
-
-    fn offer_input(&mut self) {
-        if self.unconsumed.is_empty() {
-            return;
-        }
-        let used = self.modem.host_input(&self.unconsumed, self.now);
-        assert!(used <= self.unconsumed.len());
-        self.unconsumed.drain(..used);
-    }
-
-    fn net(&mut self, link: LinkId, event: NetEvent<'_>) {
-        if let NetEvent::Received(bytes) = &event {
-            self.received_total += bytes.len();
-        }
-        self.modem.net_event(link, event, self.now);
-        self.offer_input();
-        self.settle();
-    }
-
-    /// Moves the clock forward, firing deadlines as a runtime would.
-    fn advance(&mut self, ms: u64) {
-        let target = self.now.saturating_add(ms);
-        while let Some(deadline) = self.modem.poll_timeout() {
-            if deadline > target {
-                break;
-            }
-            self.now = self.now.max(deadline);
-            self.modem.handle_timeout(self.now);
-            if let Some(next) = self.modem.poll_timeout() {
-                assert!(
-                    next > self.now,
-                    "deadline {next} handed out again at {}",
-                    self.now
-                );
-            }
-            self.offer_input();
-            self.settle();
-        }
-        self.now = target;
-    }
-
-    /// Drains the modem, lets the simulated network answer, until quiet.
-    fn settle(&mut self) {
-        for _ in 0..10_000 {
-            self.modem.poll_host_output(&mut self.output);
-            // AT+UART_CUR and friends: no line here, the change applies at once.
-            while self.modem.poll_uart_change().is_some() {
-                self.modem.poll_host_output(&mut self.output);
-            }
-            while let Some(action) = self.modem.poll_net_action() {
-                self.act(action);
-            }
-            let Some((link, event)) = self.pending.pop_front() else {
-                break;
-            };
-            let event = match &event {
-                SimEvent::Connected => NetEvent::Connected,
-                SimEvent::Received(bytes) => NetEvent::Received(bytes),
-                SimEvent::Sent => NetEvent::Sent,
-            };
-            self.modem.net_event(link, event, self.now);
-            self.offer_input();
-        }
-        assert!(
-            self.modem.held_output_len() <= self.received_total * 2 + HELD_SLACK,
-            "held reports grew to {}",
-            self.modem.held_output_len()
-        );
-    }
-
-    fn act(&mut self, action: NetAction) {
-        match action {
-            NetAction::Connect { link, host, .. } => {
-                assert!(usize::from(link) < LINK_COUNT && !host.is_empty());
-                self.pending.push_back((link, SimEvent::Connected));
-            }
-            NetAction::Send { link, bytes } => {
-                if let Some(response) = handshake_response(&bytes) {
-                    if self.answer_handshakes {
-                        self.pending.push_back((link, SimEvent::Received(response)));
-                    }
-                } else {
-                    self.sent.push((link, bytes));
-                }
-                self.pending.push_back((link, SimEvent::Sent));
-            }
-            NetAction::Close { link } => {
-                self.pending.retain(|(l, _)| *l != link);
-            }
-        }
-    }
-
-    /// Ends whatever the modem is in the middle of and checks `AT` answers `OK`.
-    fn assert_usable(&mut self) {
-        // Waits for the network end by their timeouts (≤ 180 s).
-        self.advance(200_000);
-        // Fills any data prompt (≤ 16384 bytes), then overflows the line.
-        self.host(&[b'x'; 20_000]);
-        self.advance(200_000);
-        self.host(b"\r\n");
-        self.output.clear();
-        self.host(b"AT\r\n");
-        assert!(
-            self.output.ends_with(b"\r\nOK\r\n"),
-            "modem unusable: {:?}",
-            String::from_utf8_lossy(&self.output)
-        );
-    }
+fn host(sim: &mut Sim, bytes: &[u8]) {
+    sim.host_write(bytes);
+    check_bounds(sim);
 }
 
-/// The right `101` for a handshake request, or `None` if `bytes` is not one.
-fn handshake_response(bytes: &[u8]) -> Option<Vec<u8>> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    if !text.starts_with("GET ") {
-        return None;
-    }
-    let key = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Sec-WebSocket-Key: "))?;
-    let accept = ws::accept_key(key.as_bytes());
-    Some(
-        format!(
-            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-        )
-        .into_bytes(),
-    )
+fn net(sim: &mut Sim, link: u8, event: NetEvent<'_>) {
+    sim.net_event(link, event);
+    check_bounds(sim);
+}
+
+/// Ends whatever the modem is in the middle of and checks `AT` answers `OK`.
+fn assert_usable(sim: &mut Sim) {
+    sim.host_reading = true;
+    // Waits for the network end by their timeouts (≤ 180 s).
+    sim.advance(200_000);
+    // Fills any data prompt (≤ 16384 bytes... or 64 KiB), then overflows the line.
+    host(sim, &[b'x'; 70_000]);
+    sim.advance(200_000);
+    host(sim, b"\r\n");
+    sim.host_read();
+    host(sim, b"AT\r\n");
+    let out = sim.host_read();
+    assert!(
+        out.ends_with(b"\r\nOK\r\n"),
+        "modem unusable: {:?}",
+        String::from_utf8_lossy(&out)
+    );
 }
 
 /// Takes `(tag, chunk)` records from `data`: a tag byte, a length byte, then
@@ -220,23 +80,79 @@ fn records(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
 /// Bytes on the AT port, interleaved with network events and time, against a
 /// modem whose network works.
 pub fn at_port(data: &[u8]) {
-    let mut sim = Sim::new();
+    let mut sim = sim();
     for (tag, chunk) in records(data) {
         let link = chunk.first().map_or(0, |b| b % LINK_COUNT as u8);
         match tag % 10 {
-            0..=5 => sim.host(chunk),
-            6 => sim.net(link, NetEvent::Received(chunk.get(1..).unwrap_or_default())),
-            7 => sim.advance(
-                u64::from(u16::from_le_bytes([
-                    chunk.first().copied().unwrap_or(0),
-                    chunk.get(1).copied().unwrap_or(0),
-                ])) * 16,
+            0..=5 => host(&mut sim, chunk),
+            6 => net(
+                &mut sim,
+                link,
+                NetEvent::Received(chunk.get(1..).unwrap_or_default()),
             ),
-            8 => sim.net(link, NetEvent::Closed),
-            _ => sim.net(link, NetEvent::Failed(String::from("fuzz"))),
+            7 => sim.advance(u64::from(le16(chunk)) * 16),
+            8 => net(&mut sim, link, NetEvent::Closed),
+            _ => net(&mut sim, link, NetEvent::Failed(String::from("fuzz"))),
         }
     }
-    sim.assert_usable();
+    assert_usable(&mut sim);
+}
+
+/// The first two bytes of `chunk`, little-endian (missing bytes are 0).
+fn le16(chunk: &[u8]) -> u16 {
+    u16::from_le_bytes([
+        chunk.first().copied().unwrap_or(0),
+        chunk.get(1).copied().unwrap_or(0),
+    ])
+}
+
+/// A host that writes but reads only when the input says, against servers
+/// that send data, ping and close: the output must stay within its bound,
+/// and once the host reads, the modem must still answer.
+pub fn host_flood(data: &[u8]) {
+    let mut sim = sim();
+    sim.network.answer_pings = true;
+    host(
+        &mut sim,
+        b"AT+WSCFG=0,1,2,1\r\nAT+WSOPEN=0,\"ws://fuzz.example/\"\r\n",
+    );
+    host(&mut sim, b"AT+WSOPEN=1,\"ws://fuzz.example/\"\r\n");
+    sim.host_reading = false;
+    for (tag, chunk) in records(data) {
+        let link = chunk.first().map_or(0, |b| b % 2);
+        match tag % 8 {
+            // The host writes a chunk many times over.
+            0..=2 => {
+                let times = usize::from(tag >> 3) * 64 + 1;
+                for _ in 0..times {
+                    sim.host_tx.extend(chunk);
+                }
+                sim.run();
+                check_bounds(&sim);
+            }
+            3 | 4 => {
+                let times = usize::from(tag >> 3) + 1;
+                let frame =
+                    testing::server_frame(true, chunk.first().map_or(2, |b| b & 0xB), chunk);
+                for _ in 0..times {
+                    sim.server_send(link, &frame);
+                    check_bounds(&sim);
+                }
+            }
+            5 => {
+                let read = sim.host_read_some(usize::from(le16(chunk)) * 64);
+                drop(read);
+                check_bounds(&sim);
+            }
+            6 => sim.advance(u64::from(le16(chunk))),
+            _ => sim.host_reading = !sim.host_reading,
+        }
+        check_bounds(&sim);
+        if sim.host_reading {
+            sim.host_rx.clear();
+        }
+    }
+    assert_usable(&mut sim);
 }
 
 /// Bytes from the server on an open link (after a valid handshake), cut
@@ -246,36 +162,44 @@ pub fn net_frames(data: &[u8]) {
     let Some((&setup, data)) = data.split_first() else {
         return;
     };
-    let mut sim = Sim::new();
-    sim.host(b"ATE0\r\n");
+    let mut sim = sim();
+    host(&mut sim, b"ATE0\r\n");
     let default_format = setup & 0x80 == 0;
     let buffer_size = [1, 4, 125, 1024][usize::from(setup & 3)];
-    sim.host(format!("AT+WSCFG=0,7200,7200,{buffer_size}\r\n").as_bytes());
+    host(
+        &mut sim,
+        format!("AT+WSCFG=0,7200,7200,{buffer_size}\r\n").as_bytes(),
+    );
     if !default_format {
         let level = (setup >> 2) % 3;
         let mask = ((setup >> 4) & 7) * 9 % 63 + 1;
-        sim.host(format!("AT+WSDATAFMT=0,{level},{mask}\r\n").as_bytes());
+        host(
+            &mut sim,
+            format!("AT+WSDATAFMT=0,{level},{mask}\r\n").as_bytes(),
+        );
     }
-    sim.host(b"AT+WSOPEN=0,\"ws://fuzz.example/\"\r\n");
+    host(&mut sim, b"AT+WSOPEN=0,\"ws://fuzz.example/\"\r\n");
+    let out = sim.host_read();
     assert!(
-        sim.output.ends_with(b"+WS_CONNECTED:0\r\n\r\nOK\r\n"),
+        out.ends_with(b"+WS_CONNECTED:0\r\n\r\nOK\r\n"),
         "{:?}",
-        String::from_utf8_lossy(&sim.output)
+        String::from_utf8_lossy(&out)
     );
-    sim.output.clear();
+    let mut out = Vec::new();
     for (cut, chunk) in records(data) {
-        sim.net(0, NetEvent::Received(chunk));
+        net(&mut sim, 0, NetEvent::Received(chunk));
         if cut & 1 == 1 {
             sim.advance(1);
         }
+        out.extend(sim.host_read());
     }
     if default_format {
-        check_reports(&sim.output, buffer_size);
+        check_reports(&out, buffer_size);
     }
-    for (_, bytes) in &sim.sent {
+    for (_, bytes) in &sim.network.sent {
         check_client_frames(bytes);
     }
-    sim.assert_usable();
+    assert_usable(&mut sim);
 }
 
 /// Default-format output: `+WS_DATA:0,<n>,<n bytes>\r\n` with n ≤ buffer
@@ -305,24 +229,18 @@ fn check_reports(mut out: &[u8], buffer_size: usize) {
 }
 
 /// What the modem answered the server with: masked, well-formed frames.
-fn check_client_frames(mut bytes: &[u8]) {
-    while !bytes.is_empty() {
-        assert!(bytes.len() >= 6);
-        let op = bytes[0] & 0x0F;
-        assert_eq!(bytes[0] & 0x70, 0, "RSV bits");
-        assert!(bytes[1] & 0x80 != 0, "unmasked client frame");
-        let (len, header) = match bytes[1] & 0x7F {
-            126 => (usize::from(u16::from_be_bytes([bytes[2], bytes[3]])), 8),
-            127 => (
-                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
-                14,
-            ),
-            n => (usize::from(n), 6),
-        };
-        if opcode::is_control(op) {
-            assert!(len <= 125 && bytes[0] & 0x80 != 0, "bad control frame");
+fn check_client_frames(bytes: &[u8]) {
+    let frames = testing::parse_frames(bytes).expect("whole frames");
+    for frame in frames {
+        let header = frame.header;
+        assert_eq!(header.rsv, 0, "RSV bits");
+        assert!(header.mask.is_some(), "unmasked client frame");
+        if header.opcode.is_control() {
+            assert!(
+                frame.payload.len() <= 125 && header.fin,
+                "bad control frame"
+            );
         }
-        bytes = &bytes[header + len..];
     }
 }
 
@@ -341,13 +259,13 @@ pub fn handshake(data: &[u8]) {
         }
     }
     // The same bytes as the response to a real open.
-    let mut sim = Sim::new();
-    sim.answer_handshakes = false;
-    sim.host(b"ATE0\r\nAT+WSOPEN=1,\"ws://fuzz.example/\"\r\n");
+    let mut sim = sim();
+    sim.network.answer_handshakes = false;
+    host(&mut sim, b"ATE0\r\nAT+WSOPEN=1,\"ws://fuzz.example/\"\r\n");
     for (_, chunk) in records(data) {
-        sim.net(1, NetEvent::Received(chunk));
+        net(&mut sim, 1, NetEvent::Received(chunk));
     }
-    sim.assert_usable();
+    assert_usable(&mut sim);
 }
 
 /// Command lines, one at a time, against a modem whose network works (and
@@ -356,8 +274,8 @@ pub fn handshake(data: &[u8]) {
 /// then only unsolicited reports. A prompt takes its data from the next
 /// record (padded until the modem answers).
 pub fn at_commands(data: &[u8]) {
-    let mut sim = Sim::new();
-    sim.output.clear();
+    let mut sim = sim();
+    sim.host_read();
     let mut echo = true;
     let mut records = records(data);
     while let Some((_, raw)) = records.next() {
@@ -366,11 +284,11 @@ pub fn at_commands(data: &[u8]) {
             .copied()
             .filter(|b| !matches!(b, b'\r' | b'\n'))
             .collect();
-        sim.host(&line);
-        sim.host(b"\r\n");
+        host(&mut sim, &line);
+        host(&mut sim, b"\r\n");
         // An empty line has no answer to wait for.
         let mut out = if line.is_empty() {
-            std::mem::take(&mut sim.output)
+            sim.host_read()
         } else {
             answer(&mut sim)
         };
@@ -407,25 +325,26 @@ pub fn at_commands(data: &[u8]) {
                 .copied()
                 .chain(std::iter::repeat(b'x'))
                 .take(20_000);
-            while sim.output.is_empty() {
+            while sim.host_rx.is_empty() {
                 let Some(byte) = bytes.next() else { break };
-                sim.host(&[byte]);
+                host(&mut sim, &[byte]);
             }
             let out = answer(&mut sim);
             let prompt_again = check_answer(&out, b"<prompt data>");
             assert!(!prompt_again, "a prompt answered with a prompt");
         }
     }
-    sim.assert_usable();
+    assert_usable(&mut sim);
 }
 
 /// What the modem wrote since the last call, once any command waiting on
 /// the network or a timer has finished.
 fn answer(sim: &mut Sim) -> Vec<u8> {
-    if !ends_in_result(&sim.output) {
+    sim.run();
+    if !ends_in_result(&sim.host_rx) {
         sim.advance(200_000);
     }
-    std::mem::take(&mut sim.output)
+    sim.host_read()
 }
 
 /// The final result codes; the prompt and `ready` end their answers.
@@ -501,26 +420,24 @@ mod tests {
 
     #[test]
     fn the_simulated_network_opens_links_and_carries_frames() {
-        let mut sim = Sim::new();
-        sim.host(b"ATE0\r\nAT+WSOPEN=0,\"ws://h.example/\"\r\n");
-        assert!(sim.output.ends_with(b"+WS_CONNECTED:0\r\n\r\nOK\r\n"));
-        sim.output.clear();
-        sim.net(0, NetEvent::Received(b"\x81\x02hi"));
-        assert_eq!(sim.output, b"+WS_DATA:0,2,hi\r\n");
-        sim.output.clear();
-        sim.host(b"AT+WSSEND=0,2\r\nyo");
-        assert_eq!(sim.output, b"\r\nOK\r\n\r\n>\r\nSEND OK\r\n");
-        assert_eq!(sim.sent.len(), 1);
-        check_client_frames(&sim.sent[0].1);
-        sim.assert_usable();
+        let mut sim = sim();
+        host(&mut sim, b"ATE0\r\nAT+WSOPEN=0,\"ws://h.example/\"\r\n");
+        assert!(sim.host_read().ends_with(b"+WS_CONNECTED:0\r\n\r\nOK\r\n"));
+        net(&mut sim, 0, NetEvent::Received(b"\x81\x02hi"));
+        assert_eq!(sim.host_read(), b"+WS_DATA:0,2,hi\r\n");
+        host(&mut sim, b"AT+WSSEND=0,2\r\nyo");
+        assert_eq!(sim.host_read(), b"\r\nOK\r\n\r\n>\r\nSEND OK\r\n");
+        assert_eq!(sim.network.sent.len(), 1);
+        check_client_frames(&sim.network.sent[0].1);
+        assert_usable(&mut sim);
     }
 
     #[test]
     fn line_settings_changes_do_not_stall_output() {
-        let mut sim = Sim::new();
-        sim.host(b"ATE0\r\nAT+UART_CUR=9600,8,1,0,0\r\nAT\r\n");
-        assert!(sim.output.ends_with(b"\r\nOK\r\n\r\nOK\r\n"));
-        sim.assert_usable();
+        let mut sim = sim();
+        host(&mut sim, b"ATE0\r\nAT+UART_CUR=9600,8,1,0,0\r\nAT\r\n");
+        assert!(sim.host_read().ends_with(b"\r\nOK\r\n\r\nOK\r\n"));
+        assert_usable(&mut sim);
     }
 
     #[test]

@@ -37,3 +37,8 @@ fn handshake_inputs() {
 fn at_commands_inputs() {
     replay("at_commands", wsat_fuzz::at_commands);
 }
+
+#[test]
+fn host_flood_inputs() {
+    replay("host_flood", wsat_fuzz::host_flood);
+}

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use wsat_proto::{
-    LinkId, Modem, ModemOptions, NetAction, NetEvent, Platform, UartConfig, LINK_COUNT,
+    LinkId, Log, Modem, ModemOptions, NetAction, NetEvent, Platform, UartConfig, LINK_COUNT,
 };
 
 use crate::net::{Connection, LinkEvent, LinkEventKind, Target};
@@ -19,19 +19,10 @@ use crate::trace::{ModemTrace, Tracer};
 use crate::transport::pacing::PaceRate;
 use crate::transport::serial::SerialControl;
 
-/// Host output (unwritten, or held in the core) past which the links'
-/// sockets are no longer read, so TCP pushes back on the servers instead of
-/// memory growing. Once paused, at most what is already on its way still
-/// arrives: the event queue ([`EVENT_QUEUE`] reads) and one read per link,
-/// each at most 16 KiB. So a modem holds at most about 256 KiB + 19 × 16 KiB
-/// of received data (≈ 560 KiB) as AT output, times the `+WS_DATA` framing
-/// overhead (a few percent at the default buffer_size of 1024).
-pub const HOST_OUTPUT_BOUND: usize = 256 * 1024;
-/// Written host output is dropped from the front of the buffer once this
-/// much has gone, so a host that reads steadily but never catches up fully
-/// does not make the buffer grow.
-const COMPACT_AFTER: usize = 64 * 1024;
 /// Events queued from the links to the modem; link tasks wait when full.
+/// When the core stops wanting link input ([`wsat_proto::HOST_OUTPUT_BOUND`]),
+/// at most what is already on its way still arrives: this many reads and
+/// one per link, each at most 16 KiB.
 const EVENT_QUEUE: usize = 16;
 /// How much one read of the AT port takes at most.
 const HOST_READ_SIZE: usize = 16 * 1024;
@@ -166,6 +157,7 @@ where
         options.uart = uart;
     }
     let trace = settings.tracer.as_ref().map(|t| t.modem(&port.name));
+    options.log_frames = trace.is_some() || tracing::enabled!(tracing::Level::DEBUG);
     let modem = Modem::new(
         options,
         Box::new(HostPlatform::new(settings.store.clone())),
@@ -181,9 +173,6 @@ where
         tls: settings.tls.clone(),
         events_tx,
         paused,
-        out: Vec::new(),
-        written: 0,
-        unconsumed: Vec::new(),
         control: port.control,
         trace,
     };
@@ -202,12 +191,6 @@ struct Driver {
     tls: TlsOptions,
     events_tx: mpsc::Sender<LinkEvent>,
     paused: watch::Sender<bool>,
-    /// Host output; `out[written..]` is still to be written.
-    out: Vec<u8>,
-    written: usize,
-    /// AT port input the modem has not taken yet (it waits for the network
-    /// to take an `AT+WSSEND`); the port is not read until it is.
-    unconsumed: Vec<u8>,
     control: Option<Box<dyn UartControl>>,
     trace: Option<ModemTrace>,
 }
@@ -231,43 +214,35 @@ impl Driver {
         let mut host_open = true;
         loop {
             self.collect();
-            let pending = self.out.len() - self.written;
-            if pending == 0 {
-                // Everything before a line settings change is out: switch.
-                if let Some(config) = self.modem.poll_uart_change() {
-                    self.uart_change(config).await;
-                    continue;
-                }
+            // Everything before a line settings change is out: switch.
+            if let Some(config) = self.modem.poll_uart_change() {
+                self.uart_change(config).await;
+                continue;
             }
-            if !host_open && pending == 0 {
+            let pending = !self.modem.host_output().is_empty();
+            if !host_open && !pending {
                 return Ok(());
             }
             let deadline = self
                 .modem
                 .poll_timeout()
                 .map(|ms| tokio::time::Instant::from_std(self.start + Duration::from_millis(ms)));
-            let can_read = host_open && self.unconsumed.is_empty();
+            let can_read = host_open && self.modem.wants_host_input();
             tokio::select! {
                 biased;
-                result = writer.write(&self.out[self.written..]), if pending > 0 => {
+                result = writer.write(self.modem.host_output()), if pending => {
                     let n = result?;
                     if n == 0 {
                         return Err(io::ErrorKind::WriteZero.into());
                     }
                     if let Some(trace) = &self.trace {
-                        trace.at_tx(&self.out[self.written..self.written + n]);
+                        trace.at_tx(&self.modem.host_output()[..n]);
                     }
-                    self.written += n;
-                    if self.written == self.out.len() {
-                        self.out.clear();
-                        self.written = 0;
+                    let now = self.now();
+                    self.modem.advance_host_output(n, now);
+                    if self.modem.host_output().is_empty() {
                         // Buffered writers (stdout) must not sit on a prompt.
                         writer.flush().await?;
-                    } else if self.written >= COMPACT_AFTER {
-                        // The unwritten rest is at most HOST_OUTPUT_BOUND plus
-                        // what was in flight: the copy is cheap next to the write.
-                        self.out.drain(..self.written);
-                        self.written = 0;
                     }
                 }
                 Some(event) = events.recv() => self.link_event(event),
@@ -282,7 +257,8 @@ impl Driver {
                             if let Some(trace) = &self.trace {
                                 trace.at_rx(&read_buf[..n]);
                             }
-                            self.host_input(&read_buf[..n]);
+                            let now = self.now();
+                            self.modem.host_input(&read_buf[..n], now);
                         }
                     }
                 }
@@ -306,12 +282,6 @@ impl Driver {
         }
     }
 
-    fn host_input(&mut self, bytes: &[u8]) {
-        let now = self.now();
-        let used = self.modem.host_input(bytes, now);
-        self.unconsumed.extend_from_slice(&bytes[used..]);
-    }
-
     fn link_event(&mut self, event: LinkEvent) {
         let LinkEvent { link, conn, kind } = event;
         let current = self.links[usize::from(link)].as_ref().map(|c| c.id);
@@ -320,8 +290,7 @@ impl Driver {
         }
         if let Some(trace) = &mut self.trace {
             match &kind {
-                LinkEventKind::Received(bytes) => trace.link_rx(link, bytes),
-                LinkEventKind::Sent => {}
+                LinkEventKind::Received(_) | LinkEventKind::Sent => {}
                 LinkEventKind::Connected => trace.link_note(link, "connected"),
                 LinkEventKind::Closed => trace.link_note(link, "closed by the network"),
                 LinkEventKind::Failed(reason) => {
@@ -338,21 +307,17 @@ impl Driver {
             LinkEventKind::Failed(reason) => NetEvent::Failed(reason.clone()),
         };
         self.modem.net_event(link, event, now);
-        // The network moved: input the modem was waiting to take may go now.
-        if !self.unconsumed.is_empty() {
-            let input = std::mem::take(&mut self.unconsumed);
-            self.host_input(&input);
-        }
     }
 
     /// Takes everything the modem has for the host and the network.
     fn collect(&mut self) {
-        self.modem.poll_host_output(&mut self.out);
         while let Some(action) = self.modem.poll_net_action() {
             self.net_action(action);
         }
-        let backlog = self.out.len() - self.written + self.modem.held_output_len();
-        let pause = backlog > HOST_OUTPUT_BOUND;
+        while let Some(entry) = self.modem.poll_log() {
+            self.log(entry);
+        }
+        let pause = !self.modem.wants_net_input(0);
         self.paused.send_if_modified(|paused| {
             let changed = *paused != pause;
             *paused = pause;
@@ -391,9 +356,6 @@ impl Driver {
                 *self.slot(link) = Some(conn);
             }
             NetAction::Send { link, bytes } => {
-                if let Some(trace) = &mut self.trace {
-                    trace.link_tx(link, &bytes);
-                }
                 if let Some(conn) = self.slot(link) {
                     conn.send(bytes);
                 }
@@ -406,6 +368,51 @@ impl Driver {
                     conn.close();
                 }
             }
+        }
+    }
+
+    /// What the core did and why: frames to the trace, failures to the log.
+    fn log(&mut self, entry: Log) {
+        match &entry {
+            Log::Http {
+                link,
+                dir,
+                first_line,
+            } => {
+                if let Some(trace) = &self.trace {
+                    trace.http(*link, *dir, first_line);
+                }
+                tracing::debug!(link, ?dir, line = %String::from_utf8_lossy(first_line), "http");
+            }
+            Log::Frame {
+                link,
+                dir,
+                header,
+                preview,
+            } => {
+                if let Some(trace) = &self.trace {
+                    trace.frame(*link, *dir, header, preview);
+                }
+                tracing::trace!(link, ?dir, ?header, "frame");
+            }
+            Log::HandshakeFailed { link, error } => {
+                self.note(*link, &format!("handshake refused: {error}"))
+            }
+            Log::ProtocolError { link, error } => {
+                self.note(*link, &format!("protocol error: {error}"))
+            }
+            Log::PongTimeout { link } => self.note(*link, "no pong within the pong timeout"),
+            Log::ConnectTimeout { link } => self.note(*link, "connect timed out"),
+            Log::SendTimeout { link } => self.note(*link, "send timed out"),
+            Log::Dropped(n) => tracing::debug!(n, "log entries dropped"),
+        }
+    }
+
+    /// A link event worth a line in the `-v` log and the trace.
+    fn note(&self, link: LinkId, what: &str) {
+        tracing::info!("link {link}: {what}");
+        if let Some(trace) = &self.trace {
+            trace.link_note(link, what);
         }
     }
 

@@ -236,6 +236,10 @@ async fn protocol_violations_fail_the_link_with_their_close_code() {
         assert_eq!(close.opcode, 8, "{what}");
         assert_eq!(close.payload[..2], code.to_be_bytes(), "{what}");
         conn.expect_eof().await;
-        host.at("AT+WSOPEN?", b"\r\nOK\r\n").await;
+        // Then as for any loss: state 3 (and a reconnect after 10 s,
+        // checked in the core's tests).
+        let state = format!("+WSOPEN:0,3,\"{}\"\r\n\r\nOK\r\n", _server.uri);
+        host.at("AT+WSOPEN?", state.as_bytes()).await;
+        host.at("AT+WSCLOSE=0", b"\r\nOK\r\n").await;
     }
 }

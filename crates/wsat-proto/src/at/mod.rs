@@ -1,8 +1,8 @@
-//! The AT port: parameters, result codes and ESP-AT's error codes.
-//!
-//! The line discipline itself (echo, terminators, the `>` data mode) lives in
-//! the modem, which owns the state it depends on.
+//! The AT port: the line reader, parameters, result codes and ESP-AT's
+//! error codes. What the port does with a line (commands, the `>` data
+//! mode, `busy p...`) is the modem's.
 
+pub mod line;
 pub mod params;
 
 pub use params::{parse_params, Args, Param};

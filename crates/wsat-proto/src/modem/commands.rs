@@ -222,8 +222,8 @@ impl Modem {
         self.links = Default::default();
         self.settings = Settings::default();
         self.held.clear();
-        self.line.clear();
-        self.line_overflow = false;
+        self.reader.clear();
+        self.lf_deadline = None;
         self.input = Input::Line;
     }
 

@@ -3,18 +3,19 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Input, Modem, Wait};
+use super::{Direction, Input, Log, Modem, Wait, LOG_PREVIEW};
 use crate::at::{self, AtError};
 use crate::modem::{LinkId, NetAction, NetEvent, TlsParams};
-use crate::ws::{self, close_code, opcode, ChunkRef, FrameDecoder, WsUri};
+use crate::ws::{self, close_code, opcode, ChunkRef, FrameDecoder, Header, Opcode, WsUri};
 
 /// A lost link tries to reconnect after this long (ESP-AT's 10 s).
 const RECONNECT_DELAY_MS: u64 = 10_000;
 /// How long a closing link waits for the peer's close frame or TCP close.
 const CLOSE_WAIT_MS: u64 = 1_000;
 /// Pongs are not queued while this many sends are unwritten: a server that
-/// pings without reading our answers must not grow our send queue.
-/// RFC 6455 §5.5.3 lets a pong answer only the latest of several pings.
+/// pings without reading our answers must not grow our send queue. The
+/// latest ping is kept and answered once the queue drains (RFC 6455 §5.5.3
+/// lets a pong answer only the latest of several pings).
 const MAX_UNWRITTEN_SENDS_FOR_PONG: u64 = 16;
 /// The `User-Agent` of our handshakes.
 const USER_AGENT: &str = concat!("wsat/", env!("CARGO_PKG_VERSION"));
@@ -83,7 +84,9 @@ pub(super) struct LinkSlot {
 }
 
 impl LinkSlot {
-    pub fn deadline(&self) -> Option<u64> {
+    /// The link's next deadline. While `paused` (flow control stopped
+    /// reading its socket) the pong timeout does not run.
+    pub fn deadline(&self, paused: bool) -> Option<u64> {
         let client = self.client.as_ref()?;
         match &client.state {
             State::Connecting { deadline, .. }
@@ -92,8 +95,8 @@ impl LinkSlot {
             }
             | State::Closing { deadline, .. } => Some(*deadline),
             State::Open => match client.conn.pong_deadline {
-                Some(pong) => Some(pong.min(client.conn.next_ping_at)),
-                None => Some(client.conn.next_ping_at),
+                Some(pong) if !paused => Some(pong.min(client.conn.next_ping_at)),
+                _ => Some(client.conn.next_ping_at),
             },
         }
     }
@@ -159,6 +162,9 @@ struct Conn {
     pong_deadline: Option<u64>,
     /// The host started a fragmented message it has not finished.
     tx_message_open: bool,
+    /// The payload of the latest ping not answered yet (the send queue was
+    /// full when it came).
+    unanswered_ping: Option<Vec<u8>>,
 }
 
 impl Conn {
@@ -170,6 +176,7 @@ impl Conn {
             next_ping_at: u64::MAX,
             pong_deadline: None,
             tx_message_open: false,
+            unanswered_ping: None,
         }
     }
 }
@@ -265,13 +272,13 @@ impl Modem {
         let buffer_size = self.client(link).map_or(1024, |c| c.config.buffer_size);
         let mut bytes = Vec::with_capacity(data.len() + 14 * (data.len() / buffer_size + 1));
         if opcode::is_control(op) || data.len() <= buffer_size {
-            self.encode(&mut bytes, fin, op, data);
+            self.encode(link, &mut bytes, fin, op, data);
         } else {
             let mut pieces = data.chunks(buffer_size).peekable();
             let mut frame_op = op;
             while let Some(piece) = pieces.next() {
                 let last = pieces.peek().is_none();
-                self.encode(&mut bytes, fin && last, frame_op, piece);
+                self.encode(link, &mut bytes, fin && last, frame_op, piece);
                 frame_op = opcode::CONTINUATION;
             }
         }
@@ -296,10 +303,24 @@ impl Modem {
     }
 
     /// Appends one masked frame with a fresh key.
-    fn encode(&mut self, out: &mut Vec<u8>, fin: bool, op: u8, payload: &[u8]) {
+    fn encode(&mut self, link: LinkId, out: &mut Vec<u8>, fin: bool, op: u8, payload: &[u8]) {
         let mut mask = [0u8; 4];
         self.platform.fill_random(&mut mask);
         ws::encode_frame(out, fin, op, payload, mask);
+        if self.options.log_frames {
+            let header = Header::new(fin, Opcode::from(op), payload.len() as u64, Some(mask));
+            self.log_frame(link, Direction::Tx, header, payload);
+        }
+    }
+
+    fn log_frame(&mut self, link: LinkId, dir: Direction, header: Header, payload: &[u8]) {
+        let preview = payload[..payload.len().min(LOG_PREVIEW)].to_vec();
+        self.log(Log::Frame {
+            link,
+            dir,
+            header,
+            preview,
+        });
     }
 
     /// Asks the runtime to write `bytes`; returns the send's number.
@@ -315,7 +336,7 @@ impl Modem {
 
     fn send_control(&mut self, link: LinkId, op: u8, payload: &[u8]) {
         let mut frame = Vec::with_capacity(payload.len() + 6);
-        self.encode(&mut frame, true, op, payload);
+        self.encode(link, &mut frame, true, op, payload);
         self.queue_send(link, frame);
     }
 
@@ -329,6 +350,7 @@ impl Modem {
         let Input::Busy(Wait::Send { link, .. }) = self.input else {
             return;
         };
+        self.log(Log::SendTimeout { link });
         self.finish_wait(Err(AtError::exec()));
         self.connection_lost(link);
     }
@@ -434,6 +456,12 @@ impl Modem {
             NetEvent::Sent => {
                 client.conn.sends_done += 1;
                 let done = client.conn.sends_done;
+                let unwritten = client.conn.sends_queued - done;
+                if unwritten < MAX_UNWRITTEN_SENDS_FOR_PONG {
+                    if let Some(payload) = client.conn.unanswered_ping.take() {
+                        self.send_control(link, opcode::PONG, &payload);
+                    }
+                }
                 if let Input::Busy(Wait::Send { link: l, until, .. }) = self.input {
                     if l == link && done >= until {
                         self.finish_wait(Ok(at::SEND_OK));
@@ -465,6 +493,11 @@ impl Modem {
                 expected_accept,
             });
         }
+        self.log(Log::Http {
+            link,
+            dir: Direction::Tx,
+            first_line: first_line(&request),
+        });
         self.queue_send(link, request);
     }
 
@@ -507,10 +540,25 @@ impl Modem {
                     Ok(None) => return,
                     Ok(Some(len)) => {
                         let rest = handshake.response.split_off(len);
+                        let head = first_line(&handshake.response);
                         client.conn.decoder.feed(&rest);
+                        self.log(Log::Http {
+                            link,
+                            dir: Direction::Rx,
+                            first_line: head,
+                        });
                         self.established(link);
                     }
-                    Err(_) => return self.connect_failed(link),
+                    Err(error) => {
+                        let head = first_line(&handshake.response);
+                        self.log(Log::Http {
+                            link,
+                            dir: Direction::Rx,
+                            first_line: head,
+                        });
+                        self.log(Log::HandshakeFailed { link, error });
+                        return self.connect_failed(link);
+                    }
                 }
             }
             State::Connecting { .. } | State::Lost { .. } => return,
@@ -539,8 +587,14 @@ impl Modem {
         loop {
             self.release_held();
             let holding = self.holding_reports();
+            let log_frames = self.options.log_frames;
             let Modem {
-                links, out, held, ..
+                links,
+                out,
+                held,
+                log,
+                log_dropped,
+                ..
             } = self;
             let slot = &mut links[usize::from(link)];
             let format = slot.format;
@@ -553,6 +607,22 @@ impl Modem {
                 Ok(Some(chunk)) => chunk,
                 Err(error) => return self.protocol_violation(link, error),
             };
+            if log_frames && chunk.payload_offset == 0 {
+                let header = Header::new(
+                    chunk.fin,
+                    Opcode::from(chunk.opcode),
+                    chunk.payload_len,
+                    None,
+                );
+                let preview = chunk.data[..chunk.data.len().min(LOG_PREVIEW)].to_vec();
+                let entry = Log::Frame {
+                    link,
+                    dir: Direction::Rx,
+                    header,
+                    preview,
+                };
+                super::push_log(log, log_dropped, entry);
+            }
             match chunk.opcode {
                 op if op < opcode::CLOSE && open => {
                     write_data_report(if holding { held } else { out }, link, format, &chunk);
@@ -560,14 +630,20 @@ impl Modem {
                 opcode::PING if open => {
                     let unwritten = client.conn.sends_queued - client.conn.sends_done;
                     if unwritten < MAX_UNWRITTEN_SENDS_FOR_PONG {
+                        client.conn.unanswered_ping = None;
                         let payload = chunk.data.to_vec();
                         self.send_control(link, opcode::PONG, &payload);
+                    } else {
+                        // Answered once the queue drains, unless a newer
+                        // ping replaces it.
+                        client.conn.unanswered_ping = Some(chunk.data.to_vec());
                     }
                 }
                 opcode::PONG => client.conn.pong_deadline = None,
                 opcode::CLOSE => {
-                    let payload = chunk.data.to_vec();
-                    self.close_received(link, &payload);
+                    // Echo the status code (none if the server sent none).
+                    let code = chunk.data.get(..2).unwrap_or(&[]).to_vec();
+                    self.close_received(link, &code);
                 }
                 // Data or pings after a close frame are not answered.
                 _ => {}
@@ -575,7 +651,8 @@ impl Modem {
         }
     }
 
-    fn close_received(&mut self, link: LinkId, payload: &[u8]) {
+    /// The server closed: answer with a close frame carrying `reply`.
+    fn close_received(&mut self, link: LinkId, reply: &[u8]) {
         let now = self.now;
         let Some(client) = self.client_mut(link) else {
             return;
@@ -587,9 +664,7 @@ impl Modem {
                     cause: CloseCause::Server,
                 };
                 self.report_link("CLOSED", link);
-                // Echo the status code (none if the server sent none).
-                let code = payload.get(..2).unwrap_or(&[]);
-                self.send_control(link, opcode::CLOSE, code);
+                self.send_control(link, opcode::CLOSE, reply);
             }
             State::Closing {
                 cause: CloseCause::HostCommand,
@@ -609,21 +684,51 @@ impl Modem {
         }
     }
 
-    /// RFC 6455 §7.1.7: fail the connection, saying why in a close frame.
+    /// RFC 6455 §7.1.7: fail the connection, saying why in a close frame,
+    /// then as for any loss: `+WS_DISCONNECTED`, state 3, a reconnect. A bad
+    /// close frame is still the server closing: `+WS_CLOSED`, close 1002.
     fn protocol_violation(&mut self, link: LinkId, error: ws::ProtocolError) {
         let Some(client) = self.client(link) else {
             return;
         };
-        if matches!(client.state, State::Open) {
+        let open = match client.state {
+            State::Open => true,
+            State::Closing { cause, .. } if cause != CloseCause::Server => false,
+            // Connecting, lost, or already answering the server's close: a
+            // dead decoder keeps failing, and there is nothing more to say.
+            _ => return,
+        };
+        self.log(Log::ProtocolError { link, error });
+        if error.in_close_frame() {
+            let code = close_code::PROTOCOL_ERROR.to_be_bytes();
+            self.close_received(link, &code);
+        } else if open {
             self.send_close(link, error.close_code());
+            self.connection_lost(link);
+        } else {
+            // Closing at the host's word: the close handshake is over.
+            self.transport_ended(link);
         }
-        self.report_link("DISCONNECTED", link);
-        self.clean_up(link);
+    }
+
+    /// Flow control let the links be read again: a pong that was waiting
+    /// behind unread data gets its full timeout from now.
+    pub(super) fn restart_pong_deadlines(&mut self) {
+        let now = self.now;
+        for slot in &mut self.links {
+            if let Some(client) = slot.client.as_mut() {
+                let timeout = client.config.pong_timeout_ms;
+                if let Some(deadline) = client.conn.pong_deadline.as_mut() {
+                    *deadline = now.saturating_add(timeout);
+                }
+            }
+        }
     }
 
     pub(super) fn link_timeout(&mut self, link: LinkId) {
         let now = self.now;
-        let Some(deadline) = self.links[usize::from(link)].deadline() else {
+        let paused = self.net_paused;
+        let Some(deadline) = self.links[usize::from(link)].deadline(paused) else {
             return;
         };
         if now < deadline {
@@ -633,11 +738,15 @@ impl Modem {
             return;
         };
         match client.state {
-            State::Connecting { .. } => self.connect_failed(link),
+            State::Connecting { .. } => {
+                self.log(Log::ConnectTimeout { link });
+                self.connect_failed(link)
+            }
             State::Lost { .. } => self.connect(link, false),
             State::Closing { cause, .. } => self.close_finished(link, cause),
             State::Open => {
-                if client.conn.pong_deadline.is_some_and(|d| now >= d) {
+                if !paused && client.conn.pong_deadline.is_some_and(|d| now >= d) {
+                    self.log(Log::PongTimeout { link });
                     return self.connection_lost(link);
                 }
                 if now >= client.conn.next_ping_at {
@@ -653,6 +762,15 @@ impl Modem {
             }
         }
     }
+}
+
+/// The first line of an HTTP head (for the log).
+fn first_line(head: &[u8]) -> Vec<u8> {
+    let end = head
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(head.len());
+    head[..end.min(256)].to_vec()
 }
 
 /// Writes one received data chunk as `+WS_DATA` per `AT+WSDATAFMT`.

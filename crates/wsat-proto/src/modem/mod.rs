@@ -2,22 +2,29 @@
 //!
 //! # Driving a `Modem`
 //!
-//! The runtime owns the AT port, the sockets and one timer, and loops:
+//! The modem owns both byte queues of the AT port; the runtime owns the port
+//! itself, the links' sockets and one timer, and loops:
 //!
-//! 1. Feed what happened: [`Modem::host_input`] (bytes from the AT port),
-//!    [`Modem::net_event`] (a link's connection did something) or
-//!    [`Modem::handle_timeout`] (the deadline from [`Modem::poll_timeout`]
-//!    passed).
-//! 2. Drain what the modem wants, after *every* call of step 1:
-//!    [`Modem::poll_host_output`] (bytes for the AT port),
-//!    [`Modem::poll_net_action`] until it returns `None`, and
-//!    [`Modem::poll_timeout`] to re-arm the timer. Input that `host_input`
-//!    did not consume must be offered again after the next step-1 call.
-//!    Once the host output got so far is written, [`Modem::poll_uart_change`]
-//!    (apply the change, then poll the host output again).
+//! 1. Feed what happened, each with the time: [`Modem::host_input`] (bytes
+//!    read from the AT port, all of them), [`Modem::advance_host_output`]
+//!    (how many bytes of [`Modem::host_output`] were written),
+//!    [`Modem::net_event`] (a link's connection did something) and
+//!    [`Modem::handle_timeout`] (the deadline passed).
+//! 2. Then ask, in any order: [`Modem::host_output`] (write what it holds),
+//!    [`Modem::poll_uart_change`] (apply it before writing on),
+//!    [`Modem::poll_net_action`] until `None`, [`Modem::poll_log`] until
+//!    `None`, [`Modem::poll_timeout`] (re-arm the timer),
+//!    [`Modem::wants_host_input`] (read the AT port only while true) and
+//!    [`Modem::wants_net_input`] (read a link's socket only while true).
 //!
-//! Nothing else changes the modem's answers, so a runtime that follows these
-//! two steps never misses an action or a deadline.
+//! Every answer of step 2 can change only by a call of step 1, so a runtime
+//! that asks again after each such call misses nothing. There is no other
+//! rule: the modem buffers what it cannot take yet, withholds output past a
+//! line-settings change until the change is taken, and bounds its memory
+//! (see [`HOST_OUTPUT_BOUND`], [`HOST_INPUT_BOUND`]).
+//!
+//! [`crate::testing::Sim`] (feature `testing`) is this loop over a simulated
+//! clock, host and network.
 
 mod commands;
 mod link;
@@ -31,7 +38,9 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use crate::at::line::{Line, LineReader};
 use crate::at::{self, AtError, ErrorKind};
+use crate::ws::{self, HandshakeError, ProtocolError};
 use link::{LinkSlot, SendRequest};
 pub use uart::UartConfig;
 
@@ -88,6 +97,9 @@ pub struct ModemOptions {
     pub build_time: String,
     /// The AT port's line settings at start (`AT+UART_CUR?`, `AT+UART_DEF?`).
     pub uart: UartConfig,
+    /// Log every frame sent and received ([`Log::Frame`], [`Log::Http`]);
+    /// failures are logged either way.
+    pub log_frames: bool,
 }
 
 impl Default for ModemOptions {
@@ -96,6 +108,7 @@ impl Default for ModemOptions {
             commit: String::from("0000000"),
             build_time: String::from("Jan  1 1970 00:00:00"),
             uart: UartConfig::DEFAULT,
+            log_frames: false,
         }
     }
 }
@@ -151,27 +164,111 @@ pub enum NetAction {
     Close { link: LinkId },
 }
 
+/// Unwritten host output past which the modem stops taking host input (it
+/// is not read while [`Modem::wants_host_input`] is false) and, counted
+/// with reports held back for the host, stops reading the links' sockets
+/// ([`Modem::wants_net_input`]). What was already on its way still comes in
+/// and is kept, so no byte is lost and memory stays bounded.
+pub const HOST_OUTPUT_BOUND: usize = 256 * 1024;
+
+/// Host input the modem buffers before [`Modem::wants_host_input`] says no.
+/// Input waits there while a command runs (`AT+WSSEND` until its data is
+/// written) or while the host output is past its bound.
+pub const HOST_INPUT_BOUND: usize = 16 * 1024;
+
+/// Written host output is dropped from the front of the buffer once this
+/// much has gone, so a host that reads steadily but never catches up does
+/// not make the buffer grow.
+const COMPACT_AFTER: usize = 64 * 1024;
+
+/// How long a line ended by a lone CR waits for an LF (with echo on), on
+/// top of two byte times at the port's rate.
+const LF_WAIT_MS: u64 = 20;
+
+/// Log entries kept for [`Modem::poll_log`]; older ones are dropped (and
+/// counted) so a runtime that never asks cannot grow memory.
+const LOG_BOUND: usize = 1024;
+
+/// Which way a frame or an HTTP head went on a link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the modem to the server.
+    Tx,
+    /// From the server.
+    Rx,
+}
+
+/// What the modem did on a link and why, from [`Modem::poll_log`], for the
+/// runtime to format into its logs and traces.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Log {
+    /// The first line of the handshake request or response.
+    Http {
+        link: LinkId,
+        dir: Direction,
+        first_line: Vec<u8>,
+    },
+    /// A WebSocket frame and the first [`LOG_PREVIEW`] bytes of its
+    /// payload, unmasked. Received frames are logged when their first chunk
+    /// is decoded.
+    Frame {
+        link: LinkId,
+        dir: Direction,
+        header: ws::Header,
+        preview: Vec<u8>,
+    },
+    /// The server's handshake response was refused.
+    HandshakeFailed { link: LinkId, error: HandshakeError },
+    /// The server broke RFC 6455: the connection failed (close 1002/1007),
+    /// or for a bad close frame, was closed with 1002.
+    ProtocolError { link: LinkId, error: ProtocolError },
+    /// No pong came within the link's pong timeout.
+    PongTimeout { link: LinkId },
+    /// TCP, TLS and the handshake did not complete within the timeout.
+    ConnectTimeout { link: LinkId },
+    /// `AT+WSSEND`'s data was not written within its timeout.
+    SendTimeout { link: LinkId },
+    /// This many older entries were dropped (nobody asked for them).
+    Dropped(u64),
+}
+
+/// Payload bytes in a [`Log::Frame`].
+pub const LOG_PREVIEW: usize = 16;
+
+/// Appends to a bounded log, dropping (and counting) the oldest entry.
+fn push_log(log: &mut VecDeque<Log>, dropped: &mut u64, entry: Log) {
+    if log.len() >= LOG_BOUND {
+        log.pop_front();
+        *dropped += 1;
+    }
+    log.push_back(entry);
+}
+
 /// One ESP-AT modem: its AT port state, settings and three links.
 pub struct Modem {
     options: ModemOptions,
     platform: Box<dyn Platform + Send>,
     now: u64,
+    /// Host input not taken yet: `host_in[host_in_pos..]`.
+    host_in: Vec<u8>,
+    host_in_pos: usize,
+    reader: LineReader,
+    /// When a line ended by a lone CR stops waiting for its LF.
+    lf_deadline: Option<u64>,
     input: Input,
-    /// The command line being typed, without its terminator.
-    line: Vec<u8>,
-    /// The line went past [`at::MAX_LINE`]; it ends in `ERROR`.
-    line_overflow: bool,
-    /// The last byte ended a line with CR: an LF right after it is part of
-    /// the same terminator.
-    after_cr: bool,
-    /// Bytes for the AT port, in order.
+    /// Bytes for the AT port; `out[written..]` is not written yet.
     out: Vec<u8>,
+    written: usize,
     /// Reports waiting for the host to finish a line or a data prompt.
-    held: Vec<u8>,
+    pub(crate) held: Vec<u8>,
     settings: Settings,
     links: [LinkSlot; LINK_COUNT],
     actions: VecDeque<NetAction>,
     uart: uart::UartState,
+    /// Flow control: the links' sockets are not read (host backlog).
+    net_paused: bool,
+    log: VecDeque<Log>,
+    log_dropped: u64,
 }
 
 /// What the AT port is doing with the bytes it receives.
@@ -207,8 +304,8 @@ enum Wait {
     /// `AT+WSCLOSE` until the close handshake ends (≤1 s). Input gets `busy p...`.
     Close(LinkId),
     /// `AT+WSSEND` until the runtime has written send number `until` of the
-    /// link's connection, or `deadline`. Input is not consumed meanwhile, so
-    /// a host that pipelines its next command loses nothing.
+    /// link's connection, or `deadline`. Input waits meanwhile, so a host
+    /// that pipelines its next command loses nothing.
     Send {
         link: LinkId,
         until: u64,
@@ -256,35 +353,63 @@ impl Modem {
             options,
             platform,
             now,
+            host_in: Vec::new(),
+            host_in_pos: 0,
+            reader: LineReader::default(),
+            lf_deadline: None,
             input: Input::Line,
-            line: Vec::new(),
-            line_overflow: false,
-            after_cr: false,
             out: at::READY.to_vec(),
+            written: 0,
             held: Vec::new(),
             settings: Settings::default(),
             links: Default::default(),
             actions: VecDeque::new(),
+            net_paused: false,
+            log: VecDeque::new(),
+            log_dropped: 0,
         }
     }
 
-    /// Bytes from the AT port. Returns how many were consumed; the rest must
-    /// be offered again after the next event (the modem is waiting for the
-    /// network to take an `AT+WSSEND`'s data).
-    pub fn host_input(&mut self, bytes: &[u8], now: u64) -> usize {
+    // --- step 1: what happened ---------------------------------------------
+
+    /// Bytes read from the AT port. All of them are taken: what the modem
+    /// cannot act on yet waits in its input buffer. Read the port only while
+    /// [`Modem::wants_host_input`] is true, and that buffer stays within
+    /// [`HOST_INPUT_BOUND`] plus one read.
+    pub fn host_input(&mut self, bytes: &[u8], now: u64) {
         self.now = now;
-        let mut consumed = 0;
-        while consumed < bytes.len() {
-            let rest = &bytes[consumed..];
-            consumed += match self.input {
-                Input::Line => self.line_input(rest),
-                Input::Data { .. } => self.data_input(rest),
-                Input::Busy(Wait::Send { .. }) => break,
-                Input::Busy(_) => self.busy_input(rest),
-            };
+        if self.host_in_pos == self.host_in.len() {
+            // The usual case: act on the read in place, keep only the rest.
+            let used = self.consume(bytes);
+            self.host_in.clear();
+            self.host_in_pos = 0;
+            self.host_in.extend_from_slice(&bytes[used..]);
+        } else {
+            self.host_in.extend_from_slice(bytes);
+            self.consume_buffered();
         }
-        self.release_held();
-        consumed
+        self.settle();
+    }
+
+    /// `n` bytes from the start of [`Modem::host_output`] were written to
+    /// the AT port (`n` larger than what it held counts as all of it).
+    pub fn advance_host_output(&mut self, n: usize, now: u64) {
+        self.now = now;
+        let n = n.min(self.host_output().len());
+        self.written += n;
+        if self.written == self.out.len() {
+            self.uart.shift(self.written);
+            self.out.clear();
+            self.written = 0;
+        } else if self.written >= COMPACT_AFTER {
+            // The unwritten rest is about HOST_OUTPUT_BOUND at most: the
+            // copy is cheap next to the writes that freed this much.
+            self.uart.shift(self.written);
+            self.out.drain(..self.written);
+            self.written = 0;
+        }
+        self.consume_buffered();
+        self.settle();
     }
 
     /// An event on `link`'s current connection.
@@ -293,13 +418,20 @@ impl Modem {
         if usize::from(link) < LINK_COUNT {
             self.link_event(link, event);
         }
-        self.release_held();
+        self.consume_buffered();
+        self.settle();
     }
 
     /// Call when `now` has reached the deadline from [`Modem::poll_timeout`].
     /// Calling it early or late is harmless.
     pub fn handle_timeout(&mut self, now: u64) {
         self.now = now;
+        if self.lf_deadline.is_some_and(|d| now >= d) {
+            self.lf_deadline = None;
+            if let Some(line) = self.reader.flush() {
+                self.end_of_line(line);
+            }
+        }
         if let Input::Busy(Wait::Send { deadline, .. }) = self.input {
             if now >= deadline {
                 self.send_timed_out();
@@ -308,29 +440,53 @@ impl Modem {
         for link in 0..LINK_COUNT as LinkId {
             self.link_timeout(link);
         }
-        self.release_held();
+        self.consume_buffered();
+        self.settle();
     }
 
-    /// Appends the bytes waiting for the AT port to `out`.
-    pub fn poll_host_output(&mut self, out: &mut Vec<u8>) {
-        if self.uart.blocked() {
-            // Only up to the next line-speed change; see `poll_uart_change`.
-            let n = self.uart.releasable(self.out.len());
-            out.extend(self.out.drain(..n));
-            self.uart.released(n);
-        } else if out.is_empty() {
-            core::mem::swap(out, &mut self.out);
-        } else {
-            out.append(&mut self.out);
-        }
+    // --- step 2: what the modem wants ----------------------------------------
+
+    /// The bytes waiting for the AT port, oldest first; write from here and
+    /// report with [`Modem::advance_host_output`]. Output after a pending
+    /// line-settings change is not in it until [`Modem::poll_uart_change`]
+    /// has returned the change.
+    ///
+    /// May change after any call of step 1.
+    pub fn host_output(&self) -> &[u8] {
+        let end = self.uart.limit(self.out.len());
+        &self.out[self.written..end]
+    }
+
+    /// Whether to read the AT port now: false while the host output is past
+    /// [`HOST_OUTPUT_BOUND`] (a host that writes but never reads must not
+    /// grow it) or the input buffer is at [`HOST_INPUT_BOUND`].
+    ///
+    /// May change after any call of step 1.
+    pub fn wants_host_input(&self) -> bool {
+        self.out_backlog() <= HOST_OUTPUT_BOUND
+            && self.host_in.len() - self.host_in_pos < HOST_INPUT_BOUND
+    }
+
+    /// Whether to read `link`'s socket now: false while the host output,
+    /// with the reports held back for it, is past [`HOST_OUTPUT_BOUND`], so
+    /// TCP pushes back on the server. Bytes read anyway are kept. While
+    /// reads are paused the link's pong timeout does not run.
+    ///
+    /// May change after any call of step 1.
+    pub fn wants_net_input(&self, _link: LinkId) -> bool {
+        !self.net_paused
     }
 
     /// The next thing to do on the network.
+    ///
+    /// May change after any call of step 1.
     pub fn poll_net_action(&mut self) -> Option<NetAction> {
         self.actions.pop_front()
     }
 
     /// The earliest deadline (ms, same clock as `now`), if any.
+    ///
+    /// May change after any call of step 1.
     pub fn poll_timeout(&self) -> Option<u64> {
         let send = match self.input {
             Input::Busy(Wait::Send { deadline, .. }) => Some(deadline),
@@ -338,71 +494,109 @@ impl Modem {
         };
         self.links
             .iter()
-            .filter_map(LinkSlot::deadline)
+            .filter_map(|slot| slot.deadline(self.net_paused))
             .chain(send)
+            .chain(self.lf_deadline)
             .min()
     }
 
-    /// Bytes of reports held back (during a data prompt or a half-typed echoed
-    /// line, or after a pending [`Modem::poll_uart_change`]) that
-    /// `poll_host_output` has not returned yet. Count them with
-    /// the runtime's own unwritten host output when deciding to stop reading
-    /// the links' sockets.
-    pub fn held_output_len(&self) -> usize {
-        let withheld = if self.uart.blocked() {
-            self.out.len()
-        } else {
-            0
-        };
-        self.held.len() + withheld
+    /// What the modem did and why (frames, handshake failures, protocol
+    /// errors), oldest first, for logs and traces. Entries past
+    /// the last [`LOG_BOUND`] are dropped; [`Log::Dropped`] says how many.
+    ///
+    /// May change after any call of step 1.
+    pub fn poll_log(&mut self) -> Option<Log> {
+        if self.log_dropped > 0 {
+            return Some(Log::Dropped(core::mem::take(&mut self.log_dropped)));
+        }
+        self.log.pop_front()
     }
 
-    // --- the line discipline -------------------------------------------
+    /// Host input taken but not acted on yet (for tests and metrics; the
+    /// runtime needs nothing but [`Modem::wants_host_input`]).
+    pub fn buffered_host_input(&self) -> usize {
+        self.host_in.len() - self.host_in_pos
+    }
 
-    /// Command-line bytes: echo, collect, and run the line at its end.
-    fn line_input(&mut self, bytes: &[u8]) -> usize {
+    // --- the AT port -----------------------------------------------------
+
+    fn log(&mut self, entry: Log) {
+        push_log(&mut self.log, &mut self.log_dropped, entry);
+    }
+
+    /// Output not yet written, held reports not counted.
+    fn out_backlog(&self) -> usize {
+        self.out.len() - self.written
+    }
+
+    /// Acts on buffered host input, as far as the modem can now.
+    fn consume_buffered(&mut self) {
+        if self.host_in_pos == self.host_in.len() {
+            return;
+        }
+        let buf = core::mem::take(&mut self.host_in);
+        let used = self.consume(&buf[self.host_in_pos..]);
+        self.host_in = buf;
+        self.host_in_pos += used;
+        if self.host_in_pos == self.host_in.len() {
+            self.host_in.clear();
+            self.host_in_pos = 0;
+        } else if self.host_in_pos >= HOST_INPUT_BOUND {
+            self.host_in.drain(..self.host_in_pos);
+            self.host_in_pos = 0;
+        }
+    }
+
+    /// Acts on `bytes` until they run out, a command waits for the network,
+    /// or the host output is past its bound; returns how many were taken.
+    fn consume(&mut self, bytes: &[u8]) -> usize {
         let mut used = 0;
-        for &b in bytes {
-            used += 1;
-            let after_cr = core::mem::replace(&mut self.after_cr, false);
-            if b == b'\n' && after_cr {
-                // The LF of a CR LF whose CR already ran the line. Its echo
-                // went out with the CR when both came together.
-                continue;
-            }
-            if self.settings.echo {
-                self.out.push(b);
-            }
-            match b {
-                b'\r' | b'\n' => {
-                    if b == b'\r' {
-                        // Take the LF of a CR LF with it, so that it never
-                        // lands in a prompt's data or waits behind a send.
-                        if bytes.get(used) == Some(&b'\n') {
-                            used += 1;
-                            if self.settings.echo {
-                                self.out.push(b'\n');
-                            }
-                        } else {
-                            self.after_cr = true;
-                        }
-                    }
-                    self.end_of_line();
-                    return used;
-                }
-                _ if self.line.len() < at::MAX_LINE => self.line.push(b),
-                _ => self.line_overflow = true,
-            }
+        while used < bytes.len() && self.out_backlog() <= HOST_OUTPUT_BOUND {
+            let rest = &bytes[used..];
+            used += match self.input {
+                Input::Line => self.line_input(rest),
+                Input::Data { .. } => self.data_input(rest),
+                Input::Busy(Wait::Send { .. }) => break,
+                Input::Busy(_) => self.busy_input(rest),
+            };
         }
         used
     }
 
-    fn end_of_line(&mut self) {
-        let line = core::mem::take(&mut self.line);
-        if core::mem::take(&mut self.line_overflow) {
-            self.error(AtError::new(ErrorKind::ParamLength, 0));
-        } else if !line.is_empty() {
-            self.run_line(&line);
+    /// After every call of step 1: held reports go out when they may, and
+    /// the links' reads pause or resume.
+    fn settle(&mut self) {
+        self.release_held();
+        let paused = self.out_backlog() + self.held.len() > HOST_OUTPUT_BOUND;
+        if paused != self.net_paused {
+            self.net_paused = paused;
+            if !paused {
+                self.restart_pong_deadlines();
+            }
+        }
+    }
+
+    /// Command-line bytes: echo, collect, and run the line at its end.
+    fn line_input(&mut self, bytes: &[u8]) -> usize {
+        let echo = self.settings.echo.then_some(&mut self.out);
+        let read = self.reader.read(bytes, echo);
+        if self.reader.pending() {
+            let byte_ms = self.uart.current.byte_time_ns().div_ceil(1_000_000);
+            self.lf_deadline = Some(self.now.saturating_add(LF_WAIT_MS + 2 * byte_ms));
+        } else {
+            self.lf_deadline = None;
+        }
+        if let Some(line) = read.line {
+            self.end_of_line(line);
+        }
+        read.used
+    }
+
+    fn end_of_line(&mut self, line: Line) {
+        match line {
+            Line::TooLong => self.error(AtError::new(ErrorKind::ParamLength, 0)),
+            Line::Text(line) if !line.is_empty() => self.run_line(&line),
+            Line::Text(_) => {}
         }
     }
 
@@ -412,7 +606,7 @@ impl Modem {
             return 0;
         };
         // The LF of the command's CR LF, come late: not data.
-        if core::mem::take(&mut self.after_cr) && buf.is_empty() && bytes.first() == Some(&b'\n') {
+        if self.reader.take_after_cr() && buf.is_empty() && bytes.first() == Some(&b'\n') {
             return 1;
         }
         let take = bytes.len().min(*remaining);
@@ -437,13 +631,11 @@ impl Modem {
     /// Input while `AT+WSOPEN`/`AT+WSCLOSE` run: discarded, one `busy p...`
     /// per line the host tried to send.
     fn busy_input(&mut self, bytes: &[u8]) -> usize {
-        for &b in bytes {
-            let after_cr = core::mem::replace(&mut self.after_cr, b == b'\r');
-            if b == b'\r' || (b == b'\n' && !after_cr) {
-                self.out.extend_from_slice(at::BUSY);
-            }
+        let read = self.reader.read(bytes, None);
+        if read.line.is_some() {
+            self.out.extend_from_slice(at::BUSY);
         }
-        bytes.len()
+        read.used
     }
 
     // --- output ----------------------------------------------------------
@@ -467,10 +659,10 @@ impl Modem {
 
     /// Whether an unsolicited report would now land inside something the
     /// host is in the middle of: an echoed half line, a data prompt, or a
-    /// send waiting for its `SEND OK`.
+    /// send waiting for its `SEND OK`. The one place this rule lives.
     fn holding_reports(&self) -> bool {
         match self.input {
-            Input::Line => self.settings.echo && !self.line.is_empty(),
+            Input::Line => self.settings.echo && self.reader.in_line(),
             Input::Data { .. } | Input::Busy(Wait::Send { .. }) => true,
             Input::Busy(_) => false,
         }

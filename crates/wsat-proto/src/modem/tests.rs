@@ -1,88 +1,18 @@
 //! The modem fed bytes and events, asserting exact AT output and exact frames.
-use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
+//!
+//! The rig is [`crate::testing::Sim`] with a network the test answers by hand.
 use alloc::format;
 use alloc::string::String;
-use alloc::sync::Arc;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use std::sync::Mutex;
-
 use super::*;
+use crate::testing::{self, Read, Sim};
 use crate::ws;
 
-/// Deterministic "randomness", a fixed wall clock and an in-memory
-/// certificate store shared with the test (to look inside and to break it).
-struct FakePlatform {
-    seed: u8,
-    store: Arc<Mutex<FakeStore>>,
-}
-
-#[derive(Default)]
-struct FakeStore {
-    /// `(namespace, key)` → value.
-    entries: BTreeMap<(String, String), Vec<u8>>,
-    /// Every write and erase fails, like a full or read-only disk.
-    broken: bool,
-}
-
-impl Platform for FakePlatform {
-    fn fill_random(&mut self, buf: &mut [u8]) {
-        for b in buf {
-            self.seed = self.seed.wrapping_mul(31).wrapping_add(7);
-            *b = self.seed;
-        }
-    }
-    fn unix_time(&self) -> Option<i64> {
-        Some(1_634_587_947)
-    }
-    fn store_read(&self, namespace: &str, key: &str) -> Option<Vec<u8>> {
-        let store = self.store.lock().unwrap();
-        store.entries.get(&(namespace.into(), key.into())).cloned()
-    }
-    fn store_write(&mut self, namespace: &str, key: &str, data: &[u8]) -> bool {
-        let mut store = self.store.lock().unwrap();
-        if store.broken {
-            return false;
-        }
-        store
-            .entries
-            .insert((namespace.into(), key.into()), data.to_vec());
-        true
-    }
-    fn store_erase(&mut self, namespace: &str, key: Option<&str>) -> bool {
-        let mut store = self.store.lock().unwrap();
-        if store.broken {
-            return false;
-        }
-        match key {
-            Some(key) => store
-                .entries
-                .remove(&(namespace.into(), key.into()))
-                .is_some(),
-            None => {
-                store.entries.retain(|(ns, _), _| ns != namespace);
-                true
-            }
-        }
-    }
-    fn store_keys(&self, namespace: &str) -> Vec<String> {
-        let store = self.store.lock().unwrap();
-        store
-            .entries
-            .keys()
-            .filter(|(ns, _)| ns == namespace)
-            .map(|(_, key)| key.clone())
-            .collect()
-    }
-}
-
-/// A modem with its `ready` read, and a clock.
+/// A modem with its `ready` read, driven by the simulator.
 struct Rig {
-    modem: Modem,
-    now: u64,
-    store: Arc<Mutex<FakeStore>>,
+    sim: Sim,
 }
 
 /// A frame the client sent, unmasked.
@@ -101,70 +31,28 @@ fn frame(fin: bool, opcode: u8, payload: &[u8]) -> ClientFrame {
     }
 }
 
-/// An unmasked server frame.
-fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(fin as u8) << 7 | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(n as u8),
-        n if n < 65536 => {
-            out.push(126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(payload);
-    out
-}
+use testing::server_frame;
 
 /// Parses masked client frames; panics (test failure) on anything else.
-fn parse_client_frames(mut bytes: &[u8]) -> Vec<ClientFrame> {
-    let mut frames = Vec::new();
-    while !bytes.is_empty() {
-        let fin = bytes[0] & 0x80 != 0;
-        assert_eq!(bytes[0] & 0x70, 0, "RSV bits");
-        let opcode = bytes[0] & 0x0F;
-        assert!(bytes[1] & 0x80 != 0, "client frames are masked");
-        let (len, mut at) = match bytes[1] & 0x7F {
-            126 => (u16::from_be_bytes([bytes[2], bytes[3]]) as usize, 4),
-            127 => (
-                u64::from_be_bytes(bytes[2..10].try_into().unwrap()) as usize,
-                10,
-            ),
-            n => (n as usize, 2),
-        };
-        let mask: [u8; 4] = bytes[at..at + 4].try_into().unwrap();
-        at += 4;
-        let payload = bytes[at..at + len]
-            .iter()
-            .enumerate()
-            .map(|(i, b)| b ^ mask[i % 4])
-            .collect();
-        frames.push(ClientFrame {
-            fin,
-            opcode,
-            payload,
-        });
-        bytes = &bytes[at + len..];
-    }
+fn parse_client_frames(bytes: &[u8]) -> Vec<ClientFrame> {
+    let frames = testing::parse_frames(bytes).expect("whole frames");
     frames
+        .into_iter()
+        .map(|f| {
+            assert_eq!(f.header.rsv, 0, "RSV bits");
+            assert!(f.header.mask.is_some(), "client frames are masked");
+            ClientFrame {
+                fin: f.header.fin,
+                opcode: f.header.opcode.into(),
+                payload: f.payload,
+            }
+        })
+        .collect()
 }
 
 impl Rig {
     fn new() -> Self {
-        let store = Arc::new(Mutex::new(FakeStore::default()));
-        let platform = FakePlatform {
-            seed: 1,
-            store: store.clone(),
-        };
-        let modem = Modem::new(ModemOptions::default(), Box::new(platform), 0);
-        let mut rig = Rig {
-            modem,
-            now: 0,
-            store,
-        };
+        let mut rig = Rig { sim: Sim::new() };
         assert_eq!(rig.output(), b"\r\nready\r\n");
         rig
     }
@@ -177,15 +65,19 @@ impl Rig {
     }
 
     fn output(&mut self) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.modem.poll_host_output(&mut out);
-        out
+        self.sim.host_read()
     }
 
-    /// Feeds bytes; asserts they were all consumed; returns the output.
+    /// Feeds bytes; asserts the modem acted on all of them; returns the output.
     fn input(&mut self, bytes: &[u8]) -> Vec<u8> {
-        let used = self.modem.host_input(bytes, self.now);
-        assert_eq!(used, bytes.len(), "input not consumed");
+        self.sim.host_write(bytes);
+        assert_eq!(self.sim.unread_input(), 0, "input not acted on");
+        self.output()
+    }
+
+    /// Feeds bytes the modem may not act on at once (they wait in it).
+    fn type_ahead(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.sim.host_write(bytes);
         self.output()
     }
 
@@ -194,23 +86,17 @@ impl Rig {
     }
 
     fn actions(&mut self) -> Vec<NetAction> {
-        core::iter::from_fn(|| self.modem.poll_net_action()).collect()
+        self.sim.network.actions.drain(..).collect()
     }
 
     fn event(&mut self, link: LinkId, event: NetEvent<'_>) -> Vec<u8> {
-        self.modem.net_event(link, event, self.now);
+        self.sim.net_event(link, event);
         self.output()
     }
 
     /// Advances the clock to `ms` and fires what is due.
     fn advance_to(&mut self, ms: u64) -> Vec<u8> {
-        self.now = ms;
-        while let Some(deadline) = self.modem.poll_timeout() {
-            if deadline > ms {
-                break;
-            }
-            self.modem.handle_timeout(ms);
-        }
+        self.sim.advance_to(ms);
         self.output()
     }
 
@@ -221,7 +107,7 @@ impl Rig {
             if let NetAction::Send { link: l, bytes } = action {
                 assert_eq!(l, link);
                 frames.extend(parse_client_frames(&bytes));
-                self.modem.net_event(link, NetEvent::Sent, self.now);
+                self.sim.net_event(link, NetEvent::Sent);
             }
         }
         frames
@@ -260,7 +146,7 @@ impl Rig {
             panic!("expected the handshake request, got {actions:?}");
         };
         assert_eq!(*l, link);
-        self.modem.net_event(link, NetEvent::Sent, self.now);
+        self.sim.net_event(link, NetEvent::Sent);
         String::from_utf8(bytes.clone()).unwrap()
     }
 
@@ -269,6 +155,11 @@ impl Rig {
             link,
             NetEvent::Received(&server_frame(fin, opcode, payload)),
         )
+    }
+
+    /// Bytes of reports held back for the host.
+    fn held(&self) -> usize {
+        self.sim.modem.held.len()
     }
 }
 
@@ -280,13 +171,7 @@ fn header<'a>(request: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn handshake_response(request: &str) -> Vec<u8> {
-    let key = header(request, "Sec-WebSocket-Key").expect("key");
-    let accept = ws::accept_key(key.as_bytes());
-    format!(
-        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-         Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-    )
-    .into_bytes()
+    testing::handshake_response(request.as_bytes()).expect("a handshake request")
 }
 
 // --- the AT port ---------------------------------------------------------
@@ -319,8 +204,20 @@ fn any_terminator_ends_a_line_once() {
 fn echo_is_byte_for_byte_as_received() {
     let mut rig = Rig::new();
     assert_eq!(rig.input(b"A"), b"A");
-    assert_eq!(rig.input(b"T\r"), b"T\r\r\nOK\r\n");
-    assert_eq!(rig.input(b"\n"), b"");
+    // CR and LF in separate reads: the LF's echo comes before the answer,
+    // as on a module (the line waits briefly for it).
+    assert_eq!(rig.input(b"T\r"), b"T\r");
+    assert_eq!(rig.input(b"\n"), b"\n\r\nOK\r\n");
+    // A lone CR with nothing after it ends the line after a short wait.
+    assert_eq!(rig.input(b"AT\r"), b"AT\r");
+    assert_eq!(rig.advance_to(21), b"");
+    assert_eq!(rig.advance_to(22), b"\r\nOK\r\n");
+    // Its LF, should it come late after all, is skipped; a CR followed by
+    // anything else ends its line at once.
+    assert_eq!(
+        rig.input(b"\nAT\rAT\r\n"),
+        b"AT\r\r\nOK\r\nAT\r\n\r\nOK\r\n"
+    );
 }
 
 #[test]
@@ -530,7 +427,7 @@ impl Rig {
     }
 
     fn stored(&self, namespace: &str, key: &str) -> Option<Vec<u8>> {
-        let store = self.store.lock().unwrap();
+        let store = self.sim.store.lock().unwrap();
         store.entries.get(&(namespace.into(), key.into())).cloned()
     }
 }
@@ -683,7 +580,7 @@ fn sysmfg_rejects_bad_parameters_and_failed_writes() {
     assert_eq!(rig.at("AT+SYSLOG=0"), b"\r\nOK\r\n");
 
     // A store that cannot write: the value is taken, then ERROR.
-    rig.store.lock().unwrap().broken = true;
+    rig.sim.store.lock().unwrap().broken = true;
     assert_eq!(
         rig.at("AT+SYSMFG=2,\"wss_ca\",\"wss_ca.0\",8,3"),
         b"\r\nOK\r\n\r\n>"
@@ -931,9 +828,10 @@ fn send_prompts_takes_exact_data_and_waits_for_the_network() {
         panic!("{actions:?}")
     };
     assert_eq!(parse_client_frames(bytes), vec![frame(true, 1, b"test")]);
-    // Pipelined input waits, unconsumed, until SEND OK.
-    assert_eq!(rig.modem.host_input(b"AT\r\n", 0), 0);
-    assert_eq!(rig.event(0, NetEvent::Sent), b"\r\nSEND OK\r\n");
+    // Pipelined input waits in the modem until SEND OK, then runs.
+    assert_eq!(rig.type_ahead(b"AT\r\n"), b"");
+    assert_eq!(rig.sim.unread_input(), 4);
+    assert_eq!(rig.event(0, NetEvent::Sent), b"\r\nSEND OK\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
     assert_eq!(
         rig.server_sends(0, true, 1, b"test"),
@@ -1069,7 +967,7 @@ fn reports_wait_for_a_prompt_and_a_half_typed_line() {
         b"AT+WSSEND=0,2\r\n\r\nOK\r\n\r\n>"
     );
     assert_eq!(rig.server_sends(0, true, 1, b"x"), b"");
-    assert_eq!(rig.modem.held_output_len(), 16);
+    assert_eq!(rig.held(), 16);
     assert_eq!(rig.input(b"h"), b"");
     assert_eq!(rig.input(b"i"), b"");
     rig.sent_frames(0);
@@ -1098,13 +996,15 @@ fn pongs_do_not_pile_up_while_the_server_reads_nothing() {
     for i in 0..100u8 {
         rig.server_sends(0, true, 9, &[i]);
     }
-    // 16 pongs queued, none acknowledged as written: the rest are skipped.
+    // 16 pongs queued, none acknowledged as written: the rest are skipped...
     let pongs: Vec<NetAction> = rig.actions();
     assert_eq!(pongs.len(), 16);
     for _ in &pongs {
         rig.event(0, NetEvent::Sent);
     }
-    // Once the socket takes them, the latest ping is answered again.
+    // ...but not the latest: it is answered once the socket takes them
+    // (RFC 6455 §5.5.3).
+    assert_eq!(rig.sent_frames(0), vec![frame(true, 10, &[99])]);
     rig.server_sends(0, true, 9, b"late");
     assert_eq!(rig.sent_frames(0), vec![frame(true, 10, b"late")]);
 }
@@ -1278,7 +1178,17 @@ fn protocol_violations_fail_the_link_with_a_close_code() {
             parse_client_frames(bytes),
             vec![frame(true, 8, &code.to_be_bytes())]
         );
-        assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n");
+        // As for any loss: state 3, a reconnect after 10 s (spec §4).
+        assert_eq!(
+            rig.at("AT+WSOPEN?"),
+            b"+WSOPEN:0,3,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n"
+        );
+        assert_eq!(rig.advance_to(9_999), b"");
+        rig.advance_to(10_000);
+        assert!(matches!(
+            &rig.actions()[..],
+            [NetAction::Connect { link: 0, .. }]
+        ));
     }
 }
 
@@ -1333,18 +1243,17 @@ fn every_protocol_violation_fails_the_link_with_its_close_code() {
             b"+WS_DATA:0,1,\xE2\r\n",
             1007,
         ),
-        (
-            "invalid UTF-8 close reason",
-            vec![0x88, 0x03, 0x03, 0xE8, 0xFF],
-            b"",
-            1007,
-        ),
     ];
     for (name, bytes, data_first, code) in cases {
+        let closed_badly = name.starts_with("close");
         let mut rig = Rig::quiet();
         rig.open(0);
         let mut expected = data_first.to_vec();
-        expected.extend(b"+WS_DISCONNECTED:0\r\n");
+        expected.extend(if closed_badly {
+            &b"+WS_CLOSED:0\r\n"[..]
+        } else {
+            b"+WS_DISCONNECTED:0\r\n"
+        });
         let out = rig.event(0, NetEvent::Received(&bytes));
         assert_eq!(
             String::from_utf8_lossy(&out),
@@ -1352,14 +1261,47 @@ fn every_protocol_violation_fails_the_link_with_its_close_code() {
             "{name}"
         );
         let actions = rig.actions();
-        let [NetAction::Send { bytes, .. }, NetAction::Close { link: 0 }] = &actions[..] else {
-            panic!("{name}: {actions:?}")
-        };
         let close = frame(true, 8, &code.to_be_bytes());
-        assert_eq!(parse_client_frames(bytes), vec![close], "{name}");
-        assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n", "{name}");
+        if closed_badly {
+            // The server did close: answered with 1002, state 4 until TCP
+            // ends (≤ 1 s), then cleaned up; no reconnect.
+            let [NetAction::Send { bytes, .. }] = &actions[..] else {
+                panic!("{name}: {actions:?}")
+            };
+            assert_eq!(parse_client_frames(bytes), vec![close], "{name}");
+            let state = rig.at("AT+WSOPEN?");
+            assert!(state.starts_with(b"+WSOPEN:0,4,"), "{name}");
+            rig.advance_to(1_000);
+            assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+            assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n", "{name}");
+        } else {
+            let [NetAction::Send { bytes, .. }, NetAction::Close { link: 0 }] = &actions[..] else {
+                panic!("{name}: {actions:?}")
+            };
+            assert_eq!(parse_client_frames(bytes), vec![close], "{name}");
+            let state = rig.at("AT+WSOPEN?");
+            assert!(state.starts_with(b"+WSOPEN:0,3,"), "{name}");
+        }
         assert_eq!(rig.at("AT"), b"\r\nOK\r\n", "{name}");
     }
+}
+
+#[test]
+fn a_bad_close_frame_is_still_the_server_closing() {
+    // Invalid UTF-8 in the reason, during AT+WSCLOSE's wait: the close
+    // handshake is over.
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    assert_eq!(rig.at("AT+WSCLOSE=0"), b"");
+    rig.sent_frames(0);
+    let out = rig.event(0, NetEvent::Received(&[0x88, 0x03, 0x03, 0xE8, 0xFF]));
+    assert_eq!(out, b"\r\nOK\r\n");
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    let log = &rig.sim.log;
+    assert!(log.contains(&Log::ProtocolError {
+        link: 0,
+        error: ws::ProtocolError::BadCloseReason
+    }));
 }
 
 /// A server frame in the tables: (fin, opcode, payload).
@@ -1489,4 +1431,153 @@ fn data_format_anchors() {
             String::from_utf8_lossy(literal)
         );
     }
+}
+
+// --- what the boundary guarantees (regressions) -------------------------
+
+/// A simulator whose servers answer everything, a quiet modem, link 0 open.
+fn auto_sim(wscfg: &str) -> Sim {
+    let mut sim = Sim::new();
+    sim.network.auto = true;
+    sim.host_write(b"ATE0\r\n");
+    sim.host_write(format!("{wscfg}\r\n").as_bytes());
+    sim.host_write(b"AT+WSOPEN=0,\"ws://example.com/\"\r\n");
+    let out = sim.host_read();
+    assert!(out.ends_with(b"+WS_CONNECTED:0\r\n\r\nOK\r\n"), "{out:?}");
+    sim
+}
+
+#[test]
+fn input_typed_during_a_send_is_answered_when_the_send_times_out() {
+    let mut sim = auto_sim("AT+WSCFG=0,30,60");
+    sim.network.ack_sends = false;
+    sim.network.complete_connects = false;
+    sim.host_write(b"AT+WSSEND=0,2,1,500\r\nhiAT\r\n");
+    assert_eq!(sim.host_read(), b"\r\nOK\r\n\r\n>");
+    // The send times out: ERROR, the link is lost, and the pipelined AT is
+    // answered at once, with no network event to wake the modem.
+    sim.advance_to(sim.now + 500);
+    assert_eq!(
+        sim.host_read(),
+        b"\r\nERROR\r\n+WS_DISCONNECTED:0\r\n\r\nOK\r\n"
+    );
+    // The reconnect never completes; the host can still close the link.
+    sim.advance(10_000);
+    sim.host_write(b"AT+WSCLOSE=0\r\n");
+    assert_eq!(sim.host_read(), b"\r\nOK\r\n");
+    assert_eq!(sim.unread_input(), 0);
+}
+
+#[test]
+fn a_host_that_never_reads_cannot_grow_the_output() {
+    let mut sim = Sim::new();
+    sim.network.auto = true;
+    sim.host_reading = false;
+    let commands = 3000;
+    for _ in 0..commands {
+        sim.host_tx.extend(b"AT+CMD?\r\n");
+    }
+    sim.run();
+    let backlog = sim.modem.host_output().len();
+    assert!(backlog <= HOST_OUTPUT_BOUND + 4096, "{backlog}");
+    assert!(sim.modem.buffered_host_input() <= HOST_INPUT_BOUND + sim.read_size);
+    assert!(!sim.host_tx.is_empty(), "the port is no longer read");
+    // Nothing is lost: once the host reads, every command is answered.
+    sim.host_reading = true;
+    let out = sim.host_read();
+    let oks = out.windows(6).filter(|w| w == b"\r\nOK\r\n").count();
+    assert_eq!(oks, commands, "every command answered");
+}
+
+#[test]
+fn busy_answers_to_a_flood_during_an_open_stay_bounded() {
+    let mut sim = Sim::new();
+    sim.network.auto = true;
+    sim.network.complete_connects = false;
+    sim.host_write(b"ATE0\r\nAT+WSOPEN=0,\"ws://example.com/\"\r\n");
+    sim.host_read();
+    sim.host_reading = false;
+    sim.host_tx.extend(core::iter::repeat_n(b'\r', 1 << 20));
+    sim.run();
+    assert!(sim.modem.host_output().len() <= HOST_OUTPUT_BOUND + 64);
+    assert!(sim.host_tx.len() > 1 << 19, "the port is no longer read");
+}
+
+#[test]
+fn a_slow_host_loses_nothing_to_the_pong_timeout() {
+    // Pings every second, pongs due within 3 s.
+    let mut sim = auto_sim("AT+WSCFG=0,1,3,1024");
+    sim.host_reading = false;
+    let message: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+    for _ in 0..256 {
+        sim.network
+            .reads
+            .push_back((0, Read::Bytes(server_frame(true, 2, &message))));
+    }
+    // The host reads nothing for 10 s: the pongs wait behind unread data.
+    for _ in 0..100 {
+        sim.advance(100);
+    }
+    let mut got = Vec::new();
+    while !sim.network.reads.is_empty() || !sim.modem.host_output().is_empty() {
+        got.extend(sim.host_read_some(64 * 1024));
+        sim.advance(1);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(!text.contains("+WS_DISCONNECTED"), "a false pong timeout");
+    let mut expected = Vec::new();
+    for _ in 0..256 {
+        for piece in message.chunks(1024) {
+            expected.extend(format!("+WS_DATA:0,{},", piece.len()).as_bytes());
+            expected.extend(piece);
+            expected.extend(b"\r\n");
+        }
+    }
+    assert!(got == expected, "every byte, in order");
+    // Reading resumed, so a pong that never comes still ends the link.
+    sim.host_reading = true;
+    sim.network.answer_pings = false;
+    sim.advance(5_000);
+    assert!(sim.host_read().ends_with(b"+WS_DISCONNECTED:0\r\n"));
+}
+
+#[test]
+fn the_latest_of_many_pings_is_answered() {
+    let mut sim = auto_sim("AT+WSCFG=0,7200,7200");
+    let pings: Vec<u8> = (0..40u8)
+        .flat_map(|i| server_frame(true, 9, &[i]))
+        .collect();
+    sim.server_send(0, &pings);
+    let frames: Vec<ClientFrame> = sim
+        .network
+        .sent
+        .iter()
+        .flat_map(|(_, bytes)| parse_client_frames(bytes))
+        .collect();
+    assert!(frames.iter().all(|f| f.opcode == 10));
+    assert_eq!(frames.last(), Some(&frame(true, 10, &[39])));
+    assert!(frames.len() <= 17, "older pings may be skipped");
+}
+
+#[test]
+fn the_log_says_why_an_open_failed() {
+    let mut sim = Sim::new();
+    sim.network.auto = true;
+    sim.network.answer_handshakes = false;
+    sim.host_write(b"ATE0\r\nAT+WSOPEN=0,\"ws://example.com/\"\r\n");
+    sim.network
+        .reads
+        .push_back((0, Read::Bytes(b"HTTP/1.1 404 Not Found\r\n\r\n".to_vec())));
+    assert!(sim
+        .host_read()
+        .ends_with(b"+WS_DISCONNECTED:0\r\n\r\nERROR\r\n"));
+    assert!(sim.log.contains(&Log::HandshakeFailed {
+        link: 0,
+        error: ws::HandshakeError::Status(404)
+    }));
+    assert!(sim.log.contains(&Log::Http {
+        link: 0,
+        dir: Direction::Rx,
+        first_line: b"HTTP/1.1 404 Not Found".to_vec()
+    }));
 }

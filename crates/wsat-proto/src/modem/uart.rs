@@ -3,8 +3,8 @@
 //! The modem only keeps and reports them; the runtime applies them (a serial
 //! device's settings, or the pacing of another transport). As on ESP-AT, the
 //! `OK` goes out at the old settings and everything after it at the new ones:
-//! output after a change is held until the runtime takes the change with
-//! [`Modem::poll_uart_change`].
+//! output after a change is withheld until the bytes before it are written
+//! and the runtime has taken the change with [`Modem::poll_uart_change`].
 use alloc::collections::VecDeque;
 use alloc::format;
 
@@ -87,7 +87,7 @@ impl Default for UartConfig {
 
 /// The current and saved settings, and changes the runtime has not taken.
 pub(super) struct UartState {
-    current: UartConfig,
+    pub(super) current: UartConfig,
     /// What `AT+UART_DEF` saved; `AT+RST` goes back to it. Kept for the
     /// modem's lifetime (there is no flash).
     default: UartConfig,
@@ -105,26 +105,22 @@ impl UartState {
         }
     }
 
-    /// How much of `out` may be handed to the runtime now.
-    pub(super) fn releasable(&self, out_len: usize) -> usize {
+    /// Where the output the runtime may write now ends: at the next change.
+    pub(super) fn limit(&self, out_len: usize) -> usize {
         self.switches.front().map_or(out_len, |&(at, _)| at)
     }
 
-    /// `n` bytes of `out` were handed over.
-    pub(super) fn released(&mut self, n: usize) {
+    /// The first `n` bytes of the output buffer were dropped.
+    pub(super) fn shift(&mut self, n: usize) {
         for (at, _) in &mut self.switches {
             *at -= n;
         }
     }
 
-    pub(super) fn blocked(&self) -> bool {
-        !self.switches.is_empty()
-    }
-
-    /// The next change, once all output before it has been handed over.
-    pub(super) fn take_change(&mut self) -> Option<UartConfig> {
+    /// The next change, once the output before it has all been written.
+    fn take_change(&mut self, written: usize) -> Option<UartConfig> {
         match self.switches.front() {
-            Some(&(0, config)) => {
+            Some(&(at, config)) if at <= written => {
                 self.switches.pop_front();
                 Some(config)
             }
@@ -137,13 +133,16 @@ impl Modem {
     /// A change of the AT port's line settings (`AT+UART_CUR`,
     /// `AT+UART_DEF`, or `AT+RST` going back to the saved ones).
     ///
-    /// Call it after [`Modem::poll_host_output`], once every byte that call
-    /// (and earlier ones) returned has been written at the old settings.
-    /// Apply the change, then call `poll_host_output` again: output after a
-    /// change is withheld until this returns it, so a runtime that never
-    /// calls it sees no output past the first change.
+    /// `Some` once every byte before the change has been reported written
+    /// ([`Modem::advance_host_output`]): apply it, then write on. Output
+    /// after a change stays out of [`Modem::host_output`] until this has
+    /// returned it, so a runtime that never calls it sees no output past the
+    /// first change.
+    ///
+    /// May change after [`Modem::advance_host_output`] and
+    /// [`Modem::host_input`].
     pub fn poll_uart_change(&mut self) -> Option<UartConfig> {
-        self.uart.take_change()
+        self.uart.take_change(self.written)
     }
 
     /// The settings the AT port runs at now, as far as the modem knows.
@@ -218,13 +217,13 @@ mod tests {
 
     fn at(m: &mut Modem, line: &str) -> Vec<u8> {
         let line = format!("{line}\r\n");
-        assert_eq!(m.host_input(line.as_bytes(), 0), line.len());
+        m.host_input(line.as_bytes(), 0);
         output(m)
     }
 
     fn output(m: &mut Modem) -> Vec<u8> {
-        let mut out = Vec::new();
-        m.poll_host_output(&mut out);
+        let out = m.host_output().to_vec();
+        m.advance_host_output(out.len(), 0);
         out
     }
 
@@ -268,11 +267,10 @@ mod tests {
         let mut m = modem();
         // The next command arrives in the same read as the change.
         let input = b"AT+UART_CUR=921600,8,1,0,0\r\nAT\r\n";
-        assert_eq!(m.host_input(input, 0), input.len());
+        m.host_input(input, 0);
         assert_eq!(output(&mut m), b"\r\nOK\r\n");
         // Until the runtime takes the change, nothing more comes out.
         assert_eq!(output(&mut m), b"");
-        assert!(m.held_output_len() > 0);
         assert_eq!(m.poll_uart_change(), Some(cfg(921_600, 8, 1, 0, 0)));
         assert_eq!(m.poll_uart_change(), None);
         assert_eq!(output(&mut m), b"\r\nOK\r\n");
@@ -298,7 +296,7 @@ mod tests {
     fn two_changes_in_one_read_come_in_order() {
         let mut m = modem();
         let input = b"AT+UART_CUR=9600,8,1,0,0\r\nAT+UART_CUR=19200,7,3,2,3\r\n";
-        assert_eq!(m.host_input(input, 0), input.len());
+        m.host_input(input, 0);
         assert_eq!(output(&mut m), b"\r\nOK\r\n");
         assert_eq!(m.poll_uart_change(), Some(cfg(9600, 8, 1, 0, 0)));
         assert_eq!(output(&mut m), b"\r\nOK\r\n");

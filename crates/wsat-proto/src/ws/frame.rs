@@ -1,6 +1,7 @@
 //! Streaming frame codec (RFC 6455 §5).
 use alloc::vec::Vec;
 
+use super::header::{apply_mask, Header, Opcode};
 use super::opcode;
 
 /// A piece of one received frame's payload.
@@ -68,16 +69,48 @@ pub enum ProtocolError {
     LengthTooLarge,
     BadClosePayload,
     BadCloseCode,
+    /// A close frame's reason is not UTF-8.
+    BadCloseReason,
     InvalidUtf8,
 }
 
 impl ProtocolError {
-    /// The close code to send: 1007 for invalid UTF-8, else 1002.
+    /// The close code to send: 1007 for invalid UTF-8 in a text message,
+    /// else 1002.
     pub fn close_code(self) -> u16 {
         match self {
             ProtocolError::InvalidUtf8 => super::close_code::INVALID_PAYLOAD,
             _ => super::close_code::PROTOCOL_ERROR,
         }
+    }
+
+    /// The error is in a close frame: the server did close, badly.
+    pub fn in_close_frame(self) -> bool {
+        matches!(
+            self,
+            ProtocolError::BadClosePayload
+                | ProtocolError::BadCloseCode
+                | ProtocolError::BadCloseReason
+        )
+    }
+}
+
+impl core::fmt::Display for ProtocolError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            ProtocolError::MaskedFrame => "masked frame from the server",
+            ProtocolError::ReservedBits => "reserved bits set",
+            ProtocolError::ReservedOpcode => "reserved opcode",
+            ProtocolError::FragmentedControl => "fragmented control frame",
+            ProtocolError::ControlTooLong => "control frame over 125 bytes",
+            ProtocolError::UnexpectedContinuation => "continuation without a message",
+            ProtocolError::UnfinishedMessage => "new message inside a fragmented one",
+            ProtocolError::LengthTooLarge => "payload length over 2^63",
+            ProtocolError::BadClosePayload => "close frame with a 1-byte payload",
+            ProtocolError::BadCloseCode => "close frame with an invalid code",
+            ProtocolError::BadCloseReason => "close reason not UTF-8",
+            ProtocolError::InvalidUtf8 => "text not UTF-8",
+        })
     }
 }
 
@@ -306,17 +339,10 @@ impl FrameDecoder {
                 _ => {}
             }
         }
-        let (len, header_len) = match len7 {
-            126 => match avail.get(2..4) {
-                Some(b) => (be_u64(b), 4),
-                None => return Ok(None),
-            },
-            127 => match avail.get(2..10) {
-                Some(b) => (be_u64(b), 10),
-                None => return Ok(None),
-            },
-            n => (u64::from(n), 2),
+        let Some((header, header_len)) = Header::parse(avail) else {
+            return Ok(None);
         };
+        let len = header.payload_len;
         if len >> 63 != 0 {
             return Err(ProtocolError::LengthTooLarge);
         }
@@ -367,10 +393,6 @@ impl FrameDecoder {
     }
 }
 
-fn be_u64(b: &[u8]) -> u64 {
-    b.iter().fold(0, |acc, &x| acc << 8 | u64::from(x))
-}
-
 /// A close frame's payload: empty, or a valid code and a UTF-8 reason.
 fn check_close(payload: &[u8]) -> Result<(), ProtocolError> {
     match payload {
@@ -380,7 +402,7 @@ fn check_close(payload: &[u8]) -> Result<(), ProtocolError> {
             if !close_code_allowed(u16::from_be_bytes([*hi, *lo])) {
                 return Err(ProtocolError::BadCloseCode);
             }
-            core::str::from_utf8(reason).map_err(|_| ProtocolError::InvalidUtf8)?;
+            core::str::from_utf8(reason).map_err(|_| ProtocolError::BadCloseReason)?;
             Ok(())
         }
     }
@@ -455,39 +477,13 @@ impl Utf8 {
 
 /// Appends one masked client frame to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) {
-    let len = payload.len();
-    out.reserve(14 + len);
-    out.push(if fin { 0x80 } else { 0 } | (opcode & 0x0F));
-    if len < 126 {
-        out.push(0x80 | len as u8);
-    } else if let Ok(l) = u16::try_from(len) {
-        out.push(0x80 | 126);
-        out.extend_from_slice(&l.to_be_bytes());
-    } else {
-        out.push(0x80 | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(&mask);
+    let header = Header::new(fin, Opcode::from(opcode), payload.len() as u64, Some(mask));
+    out.reserve(header.len() + payload.len());
+    header.write(out);
     let start = out.len();
     out.extend_from_slice(payload);
     if let Some(p) = out.get_mut(start..) {
-        apply_mask(p, mask);
-    }
-}
-
-/// XORs `data` with the repeating `mask`, eight bytes at a time.
-fn apply_mask(data: &mut [u8], mask: [u8; 4]) {
-    let [a, b, c, d] = mask;
-    let wide = u64::from_ne_bytes([a, b, c, d, a, b, c, d]);
-    let mut words = data.chunks_exact_mut(8);
-    for w in &mut words {
-        let mut v = [0u8; 8];
-        v.copy_from_slice(w);
-        w.copy_from_slice(&(u64::from_ne_bytes(v) ^ wide).to_ne_bytes());
-    }
-    // The remainder starts at a multiple of 8, so the mask starts over.
-    for (x, m) in words.into_remainder().iter_mut().zip(mask.iter().cycle()) {
-        *x ^= m;
+        apply_mask(p, mask, 0);
     }
 }
 
@@ -875,8 +871,8 @@ mod tests {
     fn close_payloads() {
         let close = |p: &[u8]| frame(true, CLOSE, p);
         assert_eq!(err(&close(&[0x03]), 4), BadClosePayload);
-        assert_eq!(err(&close(&[0x03, 0xE8, 0xFF]), 4), InvalidUtf8);
-        assert_eq!(err(&close(&[0x03, 0xE8, 0xE2, 0x82]), 4), InvalidUtf8);
+        assert_eq!(err(&close(&[0x03, 0xE8, 0xFF]), 4), BadCloseReason);
+        assert_eq!(err(&close(&[0x03, 0xE8, 0xE2, 0x82]), 4), BadCloseReason);
         assert_eq!(ok(&close(&[0x03, 0xE8, 0xE2, 0x82, 0xAC]), 4).len(), 1);
         assert_eq!(ok(&close(&[]), 4).len(), 1);
         let mut long_reason = vec![0x0F, 0xA0];
@@ -1172,7 +1168,7 @@ mod tests {
             let data = rng.bytes(len);
             let mask = [1, 2, 3, 0x80];
             let mut fast = data.clone();
-            apply_mask(&mut fast, mask);
+            apply_mask(&mut fast, mask, 0);
             let slow: Vec<u8> = data
                 .iter()
                 .enumerate()

@@ -127,6 +127,23 @@ pub enum HandshakeError {
     TooLarge,
 }
 
+impl core::fmt::Display for HandshakeError {
+    /// `HTTP 404`, `no Sec-WebSocket-Accept or a wrong one`, ...
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            HandshakeError::Malformed => f.write_str("not an HTTP/1.1 response"),
+            HandshakeError::Status(code) => write!(f, "HTTP {code}"),
+            HandshakeError::NotUpgrade => {
+                f.write_str("no Upgrade: websocket / Connection: upgrade")
+            }
+            HandshakeError::BadAccept => f.write_str("no Sec-WebSocket-Accept or a wrong one"),
+            HandshakeError::BadSubprotocol => f.write_str("a subprotocol that was not offered"),
+            HandshakeError::UnexpectedExtension => f.write_str("an extension that was not offered"),
+            HandshakeError::TooLarge => f.write_str("response head over 8 KiB"),
+        }
+    }
+}
+
 /// Checks the server's response in `buf` (all bytes received so far).
 /// `Ok(None)`: incomplete, feed more. `Ok(Some(n))`: valid; the first `n`
 /// bytes were the response, anything after belongs to the first frame.

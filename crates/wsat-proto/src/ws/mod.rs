@@ -7,10 +7,12 @@
 
 pub mod frame;
 pub mod handshake;
+pub mod header;
 pub mod uri;
 
 pub use frame::{encode_frame, Chunk, ChunkRef, FrameDecoder, ProtocolError};
 pub use handshake::{accept_key, build_request, parse_response, HandshakeError, RequestParams};
+pub use header::{apply_mask, Header, Opcode};
 pub use uri::{parse_ws_uri, UriError, WsUri};
 
 /// Opcodes of RFC 6455 §5.2.
