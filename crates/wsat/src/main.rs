@@ -15,6 +15,7 @@ use wsat::pki::PkiStore;
 use wsat::tls::TlsOptions;
 use wsat::trace::Tracer;
 use wsat::transport;
+use wsat::transport::tcp;
 use wsat_proto::ModemOptions;
 
 /// A WebSocket "AT modem": speaks ESP-AT's WebSocket AT commands on the AT
@@ -28,6 +29,14 @@ struct Cli {
     /// connection is an independent modem (e.g. 127.0.0.1:2323; port 0 picks one).
     #[arg(long, value_name = "ADDR", group = "port")]
     tcp: Option<SocketAddr>,
+
+    /// With --tcp: at most N modems at once; a connection beyond them gets
+    /// the line `ERROR: too many modems (--max-modems N)` and is closed
+    /// [default: (open-file limit - 32) / 4, after raising the limit to its
+    /// hard maximum: room for every modem's connection and three links].
+    #[arg(long, value_name = "N", requires = "tcp",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    max_modems: Option<usize>,
 
     /// Serve the AT port on a pseudo-terminal in raw mode, reached through a
     /// symlink at PATH that hosts open like a serial port (removed on exit).
@@ -80,24 +89,29 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    raise_fd_limit();
+    let fd_limit = raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    let result = runtime.block_on(run(cli));
+    let result = runtime.block_on(run(cli, fd_limit));
     // Blocking threads (stdin, a serial drain) must not hold the exit up.
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
 }
 
 /// Each modem on --tcp takes two descriptors or more: use all we may have.
-fn raise_fd_limit() {
+/// Returns the open-file limit now in force.
+fn raise_fd_limit() -> u64 {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
-        if soft < hard {
-            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
-        }
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(_) => soft,
+        },
+        Ok((soft, _)) => soft,
+        // Linux's usual soft limit.
+        Err(_) => 1024,
     }
 }
 
@@ -115,7 +129,7 @@ fn init_logging(verbose: u8) {
         .init();
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
     if let Some(Command::EchoServer { addr }) = cli.command {
         let listener = echo_server::bind(addr)
             .await
@@ -137,9 +151,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
     });
     let baud = cli.baud;
+    let max_modems = cli
+        .max_modems
+        .unwrap_or_else(|| tcp::default_max_modems(fd_limit));
     let serve = async {
         if let Some(addr) = cli.tcp {
-            serve_tcp(addr, settings, baud).await
+            serve_tcp(addr, settings, baud, max_modems).await
         } else if let Some(link) = &cli.pty {
             transport::run_pty(link, settings, baud)
                 .await
@@ -163,18 +180,19 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// Every accepted connection is a modem of its own.
+/// Every accepted connection is a modem of its own, up to `max_modems`.
 async fn serve_tcp(
     addr: SocketAddr,
     settings: Arc<Settings>,
     baud: Option<u32>,
+    max_modems: usize,
 ) -> anyhow::Result<()> {
     let listener = transport::tcp_listener(addr).with_context(|| format!("binding {addr}"))?;
     eprintln!("listening on {}", listener.local_addr()?);
-    loop {
-        let (stream, peer) = listener.accept().await?;
+    tracing::info!(max_modems, "accepting modems");
+    let never = tcp::serve(listener, max_modems, move |stream, peer| {
         let settings = settings.clone();
-        tokio::spawn(async move {
+        async move {
             let _ = stream.set_nodelay(true);
             let (reader, writer) = stream.into_split();
             tracing::info!(%peer, "modem started");
@@ -182,8 +200,10 @@ async fn serve_tcp(
             if let Err(error) = transport::run_port(reader, writer, settings, name, baud).await {
                 tracing::info!(%peer, %error, "modem ended");
             }
-        });
-    }
+        }
+    })
+    .await;
+    match never {}
 }
 
 /// An explicit `--pki-dir` must work; the default one may be unusable (a

@@ -1,5 +1,5 @@
-//! AT ports besides stdio and TCP: a pseudo-terminal, a serial device, and
-//! UART-like pacing for any of them.
+//! AT ports besides stdio: TCP connections, a pseudo-terminal, a serial
+//! device, and UART-like pacing for any of them.
 //!
 //! Terminals are driven through their file descriptor in non-blocking mode
 //! and tokio's readiness (`AsyncFd`), so no thread blocks on them.
@@ -20,6 +20,7 @@ use serial::Serial;
 pub mod pacing;
 pub mod pty;
 pub mod serial;
+pub mod tcp;
 mod tty;
 
 pub use tty::{tty_stream, TtyReader, TtyWriter};

@@ -30,7 +30,12 @@ impl Wsat {
     }
 
     pub fn start_with(args: &[&str]) -> Wsat {
-        let (proc, addr) = Proc::tcp(args);
+        Wsat::launch(&rig::Launch::default(), args)
+    }
+
+    /// [`Wsat::start_with`] as `launch` says (fd limit, environment, stderr).
+    pub fn launch(launch: &rig::Launch, args: &[&str]) -> Wsat {
+        let (proc, addr) = Proc::tcp_launch(launch, args);
         Wsat { proc, addr }
     }
 

@@ -8,19 +8,52 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
+
 /// How long the binary may take to name its port.
 const START: Duration = Duration::from_secs(20);
 
+/// How to start the binary, beyond its arguments.
+#[derive(Clone, Default)]
+pub struct Launch {
+    /// RLIMIT_NOFILE, soft and hard, for the child alone: `sh` sets it with
+    /// `ulimit -n` and execs wsat (which raises its soft limit to the hard).
+    pub nofile: Option<u64>,
+    /// More environment for the child.
+    pub env: Vec<(String, String)>,
+    /// Keep every stderr line for [`Proc::stderr_line`].
+    pub keep_stderr: bool,
+}
+
 pub struct Proc {
     child: Child,
+    stderr: Option<UnboundedReceiver<String>>,
 }
 
 impl Proc {
     /// Starts `wsat ARGS` and waits for the stderr line starting with
     /// `ready_prefix`; returns the process and the rest of that line.
     pub fn start(args: &[&str], ready_prefix: &str) -> (Proc, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsat"))
+        Proc::launch(&Launch::default(), args, ready_prefix)
+    }
+
+    /// [`Proc::start`] as `launch` says.
+    pub fn launch(launch: &Launch, args: &[&str], ready_prefix: &str) -> (Proc, String) {
+        let wsat = env!("CARGO_BIN_EXE_wsat");
+        let mut command = match launch.nofile {
+            None => Command::new(wsat),
+            Some(limit) => {
+                // Without -H or -S, `ulimit -n` sets both limits.
+                let mut sh = Command::new("sh");
+                sh.arg("-c")
+                    .arg(format!(r#"ulimit -n {limit} && exec "$0" "$@""#))
+                    .arg(wsat);
+                sh
+            }
+        };
+        let mut child = command
             .args(args)
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -28,6 +61,8 @@ impl Proc {
             .expect("start wsat");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = mpsc::channel();
+        let (lines_tx, lines_rx) = unbounded_channel();
+        let mut lines_tx = launch.keep_stderr.then_some(lines_tx);
         let prefix = ready_prefix.to_string();
         // Reads stderr to the end, so the modem never blocks on a full pipe.
         std::thread::spawn(move || {
@@ -39,20 +74,52 @@ impl Proc {
                         let _ = tx.send(rest.to_string());
                     }
                 }
+                if let Some(lines) = &lines_tx {
+                    if lines.send(line).is_err() {
+                        lines_tx = None;
+                    }
+                }
             }
         });
         let rest = rx
             .recv_timeout(START)
             .unwrap_or_else(|_| panic!("wsat {args:?} never printed {ready_prefix:?}"));
-        (Proc { child }, rest)
+        let stderr = launch.keep_stderr.then_some(lines_rx);
+        (Proc { child, stderr }, rest)
     }
 
     /// `wsat --tcp 127.0.0.1:0 ARGS`, and the address it listens on.
     pub fn tcp(args: &[&str]) -> (Proc, std::net::SocketAddr) {
+        Proc::tcp_launch(&Launch::default(), args)
+    }
+
+    /// [`Proc::tcp`] as `launch` says.
+    pub fn tcp_launch(launch: &Launch, args: &[&str]) -> (Proc, std::net::SocketAddr) {
         let mut all = vec!["--tcp", "127.0.0.1:0"];
         all.extend_from_slice(args);
-        let (proc, addr) = Proc::start(&all, "listening on ");
+        let (proc, addr) = Proc::launch(launch, &all, "listening on ");
         (proc, addr.parse().expect("address"))
+    }
+
+    /// The next stderr line (of those not yet taken) that contains `needle`;
+    /// needs [`Launch::keep_stderr`]. Unbounded: the caller times it out.
+    pub async fn stderr_line(&mut self, needle: &str) -> String {
+        let lines = self
+            .stderr
+            .as_mut()
+            .expect("stderr_line needs Launch::keep_stderr");
+        loop {
+            match lines.recv().await {
+                Some(line) if line.contains(needle) => return line,
+                Some(_) => {}
+                None => panic!("wsat's stderr ended without a line containing {needle:?}"),
+            }
+        }
+    }
+
+    /// Whether the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     pub fn pid(&self) -> u32 {
