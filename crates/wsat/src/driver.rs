@@ -4,28 +4,22 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, watch};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 use wsat_proto::{
     LinkId, Log, Modem, ModemOptions, NetAction, NetEvent, Platform, UartConfig, LINK_COUNT,
 };
 
-use crate::net::{Connection, LinkEvent, LinkEventKind, Target};
+use crate::net::{self, Connected, Polled, Stream, Target};
 use crate::pki::PkiStore;
 use crate::tls::TlsOptions;
 use crate::trace::{ModemTrace, Tracer};
 use crate::transport::pacing::PaceRate;
 use crate::transport::serial::SerialControl;
-
-/// Events queued from the links to the modem; link tasks wait when full.
-/// When the core stops wanting link input ([`wsat_proto::HOST_OUTPUT_BOUND`]),
-/// at most what is already on its way still arrives: this many reads and
-/// one per link, each at most 16 KiB.
-const EVENT_QUEUE: usize = 16;
-/// How much one read of the AT port takes at most.
-const HOST_READ_SIZE: usize = 16 * 1024;
 
 /// What every modem of this process shares.
 #[derive(Clone, Default)]
@@ -163,36 +157,84 @@ where
         Box::new(HostPlatform::new(settings.store.clone())),
         0,
     );
-    let (events_tx, events) = mpsc::channel(EVENT_QUEUE);
-    let (paused, _) = watch::channel(false);
+    let (connected_tx, connected) = mpsc::unbounded_channel();
     let mut driver = Driver {
         start,
         modem,
         links: Default::default(),
-        next_conn: 0,
+        attempts: 0,
         tls: settings.tls.clone(),
-        events_tx,
-        paused,
+        connected_tx,
+        connected,
         control: port.control,
         trace,
+        host_buf: vec![0; HOST_READ_SIZE],
+        net_buf: vec![0; NET_READ_SIZE],
+        host_open: true,
+        unflushed: false,
+        timer: Box::pin(tokio::time::sleep_until(far_future())),
+        timer_at: None,
     };
-    let result = driver.run(reader, writer, events).await;
-    for conn in driver.links.into_iter().flatten() {
-        conn.abort();
+    let result = driver.run(reader, writer).await;
+    for link in driver.links {
+        if let LinkIo::Connecting { task, .. } = link {
+            task.abort();
+        }
     }
     result
 }
 
+/// Bytes one read of the AT port takes at most.
+const HOST_READ_SIZE: usize = 16 * 1024;
+/// Bytes one read of a link's socket takes at most.
+const NET_READ_SIZE: usize = 16 * 1024;
+/// Steps one poll of the driver takes before it lets other modems run.
+const STEPS_PER_POLL: usize = 64;
+
+/// A link's connection, owned by the driver.
+#[derive(Default)]
+enum LinkIo {
+    #[default]
+    None,
+    Connecting {
+        attempt: u64,
+        task: AbortHandle,
+    },
+    Open(Stream),
+}
+
+/// One modem's task: the core, the AT port and the links' sockets, polled
+/// together (no task or channel per link on the data path).
 struct Driver {
     start: Instant,
     modem: Modem,
-    links: [Option<Connection>; LINK_COUNT],
-    next_conn: u64,
+    links: [LinkIo; LINK_COUNT],
+    attempts: u64,
     tls: TlsOptions,
-    events_tx: mpsc::Sender<LinkEvent>,
-    paused: watch::Sender<bool>,
+    connected_tx: mpsc::UnboundedSender<Connected>,
+    connected: mpsc::UnboundedReceiver<Connected>,
     control: Option<Box<dyn UartControl>>,
     trace: Option<ModemTrace>,
+    host_buf: Vec<u8>,
+    net_buf: Vec<u8>,
+    /// The host has not closed the port.
+    host_open: bool,
+    /// Host output written but not flushed (stdout buffers).
+    unflushed: bool,
+    timer: Pin<Box<tokio::time::Sleep>>,
+    timer_at: Option<u64>,
+}
+
+/// Why a poll of the driver returned.
+enum Step {
+    /// A line settings change to apply (it may take a while: async).
+    Uart(UartConfig),
+    /// The host closed the port and everything is written, or writing failed.
+    Done(io::Result<()>),
+}
+
+fn far_future() -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_secs(86_400 * 365)
 }
 
 impl Driver {
@@ -200,70 +242,218 @@ impl Driver {
         self.start.elapsed().as_millis() as u64
     }
 
-    async fn run<R, W>(
-        &mut self,
-        mut reader: R,
-        mut writer: W,
-        mut events: mpsc::Receiver<LinkEvent>,
-    ) -> io::Result<()>
+    async fn run<R, W>(&mut self, mut reader: R, mut writer: W) -> io::Result<()>
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
     {
-        let mut read_buf = vec![0u8; HOST_READ_SIZE];
-        let mut host_open = true;
         loop {
-            self.collect();
-            // Everything before a line settings change is out: switch.
-            if let Some(config) = self.modem.poll_uart_change() {
-                self.uart_change(config).await;
-                continue;
-            }
-            let pending = !self.modem.host_output().is_empty();
-            if !host_open && !pending {
-                return Ok(());
-            }
-            let deadline = self
-                .modem
-                .poll_timeout()
-                .map(|ms| tokio::time::Instant::from_std(self.start + Duration::from_millis(ms)));
-            let can_read = host_open && self.modem.wants_host_input();
-            tokio::select! {
-                biased;
-                result = writer.write(self.modem.host_output()), if pending => {
-                    let n = result?;
-                    if n == 0 {
-                        return Err(io::ErrorKind::WriteZero.into());
-                    }
-                    if let Some(trace) = &self.trace {
-                        trace.at_tx(&self.modem.host_output()[..n]);
-                    }
-                    let now = self.now();
-                    self.modem.advance_host_output(n, now);
-                    if self.modem.host_output().is_empty() {
-                        // Buffered writers (stdout) must not sit on a prompt.
-                        writer.flush().await?;
-                    }
-                }
-                Some(event) = events.recv() => self.link_event(event),
-                () = sleep_until(deadline), if deadline.is_some() => {
-                    let now = self.now();
-                    self.modem.handle_timeout(now);
-                }
-                result = reader.read(&mut read_buf), if can_read => {
-                    match result {
-                        Ok(0) | Err(_) => host_open = false,
-                        Ok(n) => {
-                            if let Some(trace) = &self.trace {
-                                trace.at_rx(&read_buf[..n]);
-                            }
-                            let now = self.now();
-                            self.modem.host_input(&read_buf[..n], now);
-                        }
-                    }
-                }
+            let step = std::future::poll_fn(|cx| self.poll(cx, &mut reader, &mut writer)).await;
+            match step {
+                Step::Uart(config) => self.uart_change(config).await,
+                Step::Done(result) => return result,
             }
         }
+    }
+
+    /// The loop of the core's contract: carry out what it asks, then feed
+    /// it whatever is ready, until nothing is.
+    fn poll<R, W>(&mut self, cx: &mut Context<'_>, reader: &mut R, writer: &mut W) -> Poll<Step>
+    where
+        R: AsyncRead + Unpin,
+        W: AsyncWrite + Unpin,
+    {
+        for _ in 0..STEPS_PER_POLL {
+            self.collect();
+            if let Some(config) = self.modem.poll_uart_change() {
+                return Poll::Ready(Step::Uart(config));
+            }
+            let mut moved = false;
+            match self.poll_host_write(cx, writer) {
+                Poll::Ready(Ok(true)) => moved = true,
+                Poll::Ready(Ok(false)) | Poll::Pending => {}
+                Poll::Ready(Err(error)) => return Poll::Ready(Step::Done(Err(error))),
+            }
+            if !self.host_open && self.modem.host_output().is_empty() && !self.unflushed {
+                return Poll::Ready(Step::Done(Ok(())));
+            }
+            moved |= self.poll_host_read(cx, reader);
+            moved |= self.poll_connects(cx);
+            for link in 0..LINK_COUNT as LinkId {
+                moved |= self.poll_link(cx, link);
+            }
+            moved |= self.poll_timer(cx);
+            if !moved {
+                return Poll::Pending;
+            }
+        }
+        // Busy: let the other modems of this runtime have a turn.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// Writes host output; `Ok(true)` when something was written.
+    fn poll_host_write<W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        writer: &mut W,
+    ) -> Poll<io::Result<bool>> {
+        let out = self.modem.host_output();
+        if out.is_empty() {
+            if self.unflushed {
+                // Buffered writers (stdout) must not sit on a prompt.
+                ready!(Pin::new(writer).poll_flush(cx))?;
+                self.unflushed = false;
+            }
+            return Poll::Ready(Ok(false));
+        }
+        let n = ready!(Pin::new(writer).poll_write(cx, out))?;
+        if n == 0 {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        if let Some(trace) = &self.trace {
+            trace.at_tx(&out[..n]);
+        }
+        self.unflushed = true;
+        let now = self.now();
+        self.modem.advance_host_output(n, now);
+        Poll::Ready(Ok(true))
+    }
+
+    fn poll_host_read<R: AsyncRead + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: &mut R,
+    ) -> bool {
+        if !self.host_open || !self.modem.wants_host_input() {
+            return false;
+        }
+        let mut buf = ReadBuf::new(&mut self.host_buf);
+        match Pin::new(reader).poll_read(cx, &mut buf) {
+            Poll::Pending => false,
+            Poll::Ready(Err(_)) => {
+                self.host_open = false;
+                true
+            }
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                if n == 0 {
+                    self.host_open = false;
+                    return true;
+                }
+                if let Some(trace) = &self.trace {
+                    trace.at_rx(&self.host_buf[..n]);
+                }
+                let now = self.now();
+                self.modem.host_input(&self.host_buf[..n], now);
+                true
+            }
+        }
+    }
+
+    /// Connect attempts that finished.
+    fn poll_connects(&mut self, cx: &mut Context<'_>) -> bool {
+        let Poll::Ready(Some(done)) = self.connected.poll_recv(cx) else {
+            return false;
+        };
+        let Connected {
+            link,
+            attempt,
+            result,
+        } = done;
+        let now = self.now();
+        let slot = &mut self.links[usize::from(link)];
+        if !matches!(slot, LinkIo::Connecting { attempt: a, .. } if *a == attempt) {
+            // A replaced or closed attempt.
+            return true;
+        }
+        match result {
+            Ok(io) => {
+                *slot = LinkIo::Open(Stream::new(io));
+                if let Some(trace) = &self.trace {
+                    trace.link_note(link, "connected");
+                }
+                self.modem.net_event(link, NetEvent::Connected, now);
+            }
+            Err(error) => {
+                *slot = LinkIo::None;
+                self.note(link, &format!("connect failed: {error}"));
+                self.modem
+                    .net_event(link, NetEvent::Failed(error.to_string()), now);
+            }
+        }
+        true
+    }
+
+    /// Writes the link's sends, and reads it while the core wants input.
+    fn poll_link(&mut self, cx: &mut Context<'_>, link: LinkId) -> bool {
+        let LinkIo::Open(stream) = &mut self.links[usize::from(link)] else {
+            return false;
+        };
+        let mut moved = false;
+        match stream.poll_write(cx) {
+            Polled::Sent(n) => {
+                let now = self.now();
+                for _ in 0..n {
+                    self.modem.net_event(link, NetEvent::Sent, now);
+                }
+                moved = true;
+            }
+            Polled::Ended => {
+                tracing::info!(link, "write failed");
+                self.link_ended(link);
+                return true;
+            }
+            _ => {}
+        }
+        if !self.modem.wants_net_input(link) {
+            return moved;
+        }
+        let LinkIo::Open(stream) = &mut self.links[usize::from(link)] else {
+            return moved;
+        };
+        match stream.poll_read(cx, &mut self.net_buf) {
+            Polled::Received(n) => {
+                let now = self.now();
+                self.modem
+                    .net_event(link, NetEvent::Received(&self.net_buf[..n]), now);
+                true
+            }
+            Polled::Ended => {
+                self.link_ended(link);
+                true
+            }
+            _ => moved,
+        }
+    }
+
+    fn link_ended(&mut self, link: LinkId) {
+        if let Some(trace) = &self.trace {
+            trace.link_note(link, "closed by the network");
+        }
+        let now = self.now();
+        self.modem.net_event(link, NetEvent::Closed, now);
+    }
+
+    /// Fires the core's deadline; re-arms the timer when it moved.
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self.modem.poll_timeout();
+        if deadline != self.timer_at {
+            self.timer_at = deadline;
+            let at = match deadline {
+                Some(ms) => tokio::time::Instant::from_std(self.start + Duration::from_millis(ms)),
+                None => far_future(),
+            };
+            self.timer.as_mut().reset(at);
+        }
+        if deadline.is_none() || self.timer.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        let now = self.now();
+        self.modem.handle_timeout(now);
+        // The same deadline again (a clock that lags the timer): wait anew.
+        self.timer_at = None;
+        true
     }
 
     async fn uart_change(&mut self, config: UartConfig) {
@@ -282,34 +472,7 @@ impl Driver {
         }
     }
 
-    fn link_event(&mut self, event: LinkEvent) {
-        let LinkEvent { link, conn, kind } = event;
-        let current = self.links[usize::from(link)].as_ref().map(|c| c.id);
-        if current != Some(conn) {
-            return;
-        }
-        if let Some(trace) = &mut self.trace {
-            match &kind {
-                LinkEventKind::Received(_) | LinkEventKind::Sent => {}
-                LinkEventKind::Connected => trace.link_note(link, "connected"),
-                LinkEventKind::Closed => trace.link_note(link, "closed by the network"),
-                LinkEventKind::Failed(reason) => {
-                    trace.link_note(link, &format!("connect failed: {reason}"))
-                }
-            }
-        }
-        let now = self.now();
-        let event = match &kind {
-            LinkEventKind::Connected => NetEvent::Connected,
-            LinkEventKind::Received(bytes) => NetEvent::Received(bytes),
-            LinkEventKind::Sent => NetEvent::Sent,
-            LinkEventKind::Closed => NetEvent::Closed,
-            LinkEventKind::Failed(reason) => NetEvent::Failed(reason.clone()),
-        };
-        self.modem.net_event(link, event, now);
-    }
-
-    /// Takes everything the modem has for the host and the network.
+    /// Carries out what the core asked and logs what it said.
     fn collect(&mut self) {
         while let Some(action) = self.modem.poll_net_action() {
             self.net_action(action);
@@ -317,12 +480,6 @@ impl Driver {
         while let Some(entry) = self.modem.poll_log() {
             self.log(entry);
         }
-        let pause = !self.modem.wants_net_input(0);
-        self.paused.send_if_modified(|paused| {
-            let changed = *paused != pause;
-            *paused = pause;
-            changed
-        });
     }
 
     fn net_action(&mut self, action: NetAction) {
@@ -333,41 +490,45 @@ impl Driver {
                 port,
                 tls,
             } => {
-                if let Some(old) = self.slot(link).take() {
-                    old.abort();
-                }
-                if let Some(trace) = &mut self.trace {
+                self.drop_link(link);
+                if let Some(trace) = &self.trace {
                     trace.connect(link, &host, port, tls.is_some());
                 }
-                self.next_conn += 1;
                 tracing::debug!(link, %host, port, tls = tls.is_some(), "connect");
-                let conn = Connection::spawn(
-                    link,
-                    self.next_conn,
-                    Target {
-                        host,
-                        port,
-                        tls,
-                        tls_options: self.tls.clone(),
-                    },
-                    self.events_tx.clone(),
-                    self.paused.subscribe(),
-                );
-                *self.slot(link) = Some(conn);
+                self.attempts += 1;
+                let target = Target {
+                    host,
+                    port,
+                    tls,
+                    tls_options: self.tls.clone(),
+                };
+                let task = net::connect(link, self.attempts, target, self.connected_tx.clone());
+                self.links[usize::from(link)] = LinkIo::Connecting {
+                    attempt: self.attempts,
+                    task,
+                };
             }
             NetAction::Send { link, bytes } => {
-                if let Some(conn) = self.slot(link) {
-                    conn.send(bytes);
+                if let LinkIo::Open(stream) = &mut self.links[usize::from(link)] {
+                    stream.send(bytes);
                 }
             }
             NetAction::Close { link } => {
                 if let Some(trace) = &self.trace {
                     trace.link_note(link, "close");
                 }
-                if let Some(conn) = self.slot(link).take() {
-                    conn.close();
-                }
+                self.drop_link(link);
             }
+        }
+    }
+
+    /// Ends the link's connection: an attempt is aborted, an open stream
+    /// writes what was queued and closes on its own.
+    fn drop_link(&mut self, link: LinkId) {
+        match std::mem::take(&mut self.links[usize::from(link)]) {
+            LinkIo::None => {}
+            LinkIo::Connecting { task, .. } => task.abort(),
+            LinkIo::Open(stream) => stream.close(),
         }
     }
 
@@ -414,17 +575,6 @@ impl Driver {
         if let Some(trace) = &self.trace {
             trace.link_note(link, what);
         }
-    }
-
-    fn slot(&mut self, link: LinkId) -> &mut Option<Connection> {
-        &mut self.links[usize::from(link)]
-    }
-}
-
-async fn sleep_until(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -1,47 +1,32 @@
-//! Link connections: one task per connection, carrying out the core's
-//! `Connect`/`Send`/`Close` and reporting back what happened.
+//! A link's connection as the modem's driver owns it: connecting (TCP, then
+//! TLS for `wss://`) runs as a small task of its own; once up, the driver
+//! polls the stream itself, so a send the kernel takes at once is reported
+//! in the same wake-up and received bytes go from the socket read straight
+//! into the core.
+use std::collections::VecDeque;
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use wsat_proto::{LinkId, TlsParams};
 
 use crate::tls::{self, TlsOptions};
 
-/// How much one socket read takes at most.
-const READ_SIZE: usize = 16 * 1024;
-/// How long a closing connection may take to write what was queued before
-/// its `Close`; a server that stops reading must not keep the task alive.
+/// How long a closed connection may take to write what was queued before
+/// its `Close`; a server that stops reading must not keep it alive.
 const CLOSE_FLUSH_LIMIT: Duration = Duration::from_secs(2);
 
-/// What happened on a connection, tagged with the connection it belongs to,
-/// so that events from a replaced connection are recognised and dropped.
-#[derive(Debug)]
-pub struct LinkEvent {
-    pub link: LinkId,
-    pub conn: u64,
-    pub kind: LinkEventKind,
-}
-
-#[derive(Debug)]
-pub enum LinkEventKind {
-    Connected,
-    Received(Vec<u8>),
-    Sent,
-    Closed,
-    Failed(String),
-}
-
-enum Command {
-    Send(Vec<u8>),
-    Close,
-}
+/// A byte stream a link runs over: plain TCP or TLS.
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
 /// Where a connection goes and how.
-pub struct Target {
+pub(crate) struct Target {
     pub host: String,
     pub port: u16,
     /// `Some` for `wss://`.
@@ -49,110 +34,30 @@ pub struct Target {
     pub tls_options: TlsOptions,
 }
 
-/// A byte stream a link runs over: plain TCP or TLS.
-trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
-
-/// The driver's handle on one connection task.
-pub struct Connection {
-    pub id: u64,
-    commands: mpsc::UnboundedSender<Command>,
-    task: AbortHandle,
+/// A connect attempt's outcome, tagged with the attempt, so that the result
+/// of a replaced attempt is recognised and dropped.
+pub(crate) struct Connected {
+    pub link: LinkId,
+    pub attempt: u64,
+    pub result: io::Result<Box<dyn Io>>,
 }
 
-impl Connection {
-    /// Starts connecting. Events go to `events`; reads wait while `paused`
-    /// is true (the host is not keeping up).
-    pub fn spawn(
-        link: LinkId,
-        id: u64,
-        target: Target,
-        events: mpsc::Sender<LinkEvent>,
-        paused: watch::Receiver<bool>,
-    ) -> Connection {
-        let (commands, command_rx) = mpsc::unbounded_channel();
-        let reporter = Reporter {
-            link,
-            conn: id,
-            events,
-        };
-        let task = tokio::spawn(run(target, reporter, command_rx, paused)).abort_handle();
-        Connection { id, commands, task }
-    }
-
-    pub fn send(&self, bytes: Vec<u8>) {
-        let _ = self.commands.send(Command::Send(bytes));
-    }
-
-    /// Writes what was queued, then closes. A server that stops reading
-    /// cannot keep the task alive past [`CLOSE_FLUSH_LIMIT`].
-    pub fn close(self) {
-        let _ = self.commands.send(Command::Close);
-        tokio::spawn(async move {
-            tokio::time::sleep(CLOSE_FLUSH_LIMIT).await;
-            self.task.abort();
-        });
-    }
-
-    /// Drops the connection at once.
-    pub fn abort(self) {
-        self.task.abort();
-    }
-}
-
-#[derive(Clone)]
-struct Reporter {
+/// Starts connecting; the outcome goes to `results`.
+pub(crate) fn connect(
     link: LinkId,
-    conn: u64,
-    events: mpsc::Sender<LinkEvent>,
-}
-
-impl Reporter {
-    /// False when the modem is gone.
-    async fn report(&self, kind: LinkEventKind) -> bool {
-        let event = LinkEvent {
-            link: self.link,
-            conn: self.conn,
-            kind,
-        };
-        self.events.send(event).await.is_ok()
-    }
-}
-
-async fn run(
+    attempt: u64,
     target: Target,
-    reporter: Reporter,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    paused: watch::Receiver<bool>,
-) {
-    // Until connected, only a `Close` (or the driver going away) can come.
-    let stream = tokio::select! {
-        stream = open(&target) => stream,
-        _ = commands.recv() => return,
-    };
-    let stream = match stream {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::info!(link = reporter.link, %error, "connect failed");
-            reporter
-                .report(LinkEventKind::Failed(error.to_string()))
-                .await;
-            return;
-        }
-    };
-    if !reporter.report(LinkEventKind::Connected).await {
-        return;
-    }
-    let (reader, writer) = tokio::io::split(stream);
-    let reading = read_loop(reader, reporter.clone(), paused);
-    let writing = write_loop(writer, reporter, commands);
-    tokio::pin!(reading, writing);
-    // Reading ends at EOF, but writing goes on: the core may still answer a
-    // close frame. The task ends when writing does.
-    tokio::select! {
-        _ = &mut reading => writing.await,
-        _ = &mut writing => {}
-    }
+    results: mpsc::UnboundedSender<Connected>,
+) -> AbortHandle {
+    tokio::spawn(async move {
+        let result = open(&target).await;
+        let _ = results.send(Connected {
+            link,
+            attempt,
+            result,
+        });
+    })
+    .abort_handle()
 }
 
 async fn open(target: &Target) -> io::Result<Box<dyn Io>> {
@@ -167,61 +72,135 @@ async fn open(target: &Target) -> io::Result<Box<dyn Io>> {
     }
 }
 
-async fn read_loop(
-    mut reader: impl AsyncRead + Unpin,
-    reporter: Reporter,
-    mut paused: watch::Receiver<bool>,
-) {
-    let mut buf = Vec::with_capacity(READ_SIZE);
-    loop {
-        if paused.wait_for(|paused| !paused).await.is_err() {
-            return;
-        }
-        let kind = match reader.read_buf(&mut buf).await {
-            Ok(0) => LinkEventKind::Closed,
-            // A big read is handed over whole rather than copied (receive
-            // throughput); a small one is copied so the event stays small.
-            Ok(n) if n >= READ_SIZE / 4 => {
-                LinkEventKind::Received(std::mem::replace(&mut buf, Vec::with_capacity(READ_SIZE)))
-            }
-            Ok(_) => {
-                let data = buf.clone();
-                buf.clear();
-                LinkEventKind::Received(data)
-            }
-            Err(error) => {
-                tracing::info!(link = reporter.link, %error, "read failed");
-                LinkEventKind::Closed
-            }
-        };
-        let ended = matches!(kind, LinkEventKind::Closed);
-        if !reporter.report(kind).await || ended {
-            return;
-        }
-    }
+/// What polling an open link gave.
+pub(crate) enum Polled {
+    /// This many sends were written in full.
+    Sent(usize),
+    Received(usize),
+    /// EOF, or reading or writing failed: nothing more comes.
+    Ended,
+    Nothing,
 }
 
-async fn write_loop(
-    mut writer: impl AsyncWrite + Unpin,
-    reporter: Reporter,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-) {
-    while let Some(command) = commands.recv().await {
-        match command {
-            Command::Send(bytes) => {
-                if let Err(error) = writer.write_all(&bytes).await {
-                    tracing::info!(link = reporter.link, %error, "write failed");
-                    reporter.report(LinkEventKind::Closed).await;
-                    return;
+/// An open connection: the stream and the sends not yet written.
+pub(crate) struct Stream {
+    io: Box<dyn Io>,
+    sends: VecDeque<Vec<u8>>,
+    /// Bytes of `sends[0]` already written.
+    written: usize,
+    /// Written bytes a TLS stream may still hold: flush them.
+    unflushed: bool,
+    /// EOF was read (writing may go on: the core may answer a close frame).
+    read_done: bool,
+    /// EOF or an error was reported; the stream is no longer used.
+    ended: bool,
+}
+
+impl Stream {
+    pub fn new(io: Box<dyn Io>) -> Stream {
+        Stream {
+            io,
+            sends: VecDeque::new(),
+            written: 0,
+            unflushed: false,
+            read_done: false,
+            ended: false,
+        }
+    }
+
+    pub fn send(&mut self, bytes: Vec<u8>) {
+        if !self.ended {
+            self.sends.push_back(bytes);
+        }
+    }
+
+    /// Writes queued sends as far as the socket takes them.
+    pub fn poll_write(&mut self, cx: &mut Context<'_>) -> Polled {
+        let mut done = 0;
+        while !self.ended {
+            let Some(front) = self.sends.front() else {
+                if self.unflushed {
+                    match Pin::new(&mut self.io).poll_flush(cx) {
+                        Poll::Ready(Ok(())) => self.unflushed = false,
+                        Poll::Ready(Err(_)) => return self.end(),
+                        Poll::Pending => {}
+                    }
                 }
-                if !reporter.report(LinkEventKind::Sent).await {
-                    return;
+                break;
+            };
+            match Pin::new(&mut self.io).poll_write(cx, &front[self.written..]) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => return self.end(),
+                Poll::Ready(Ok(n)) => {
+                    self.unflushed = true;
+                    self.written += n;
+                    if self.written == front.len() {
+                        self.sends.pop_front();
+                        self.written = 0;
+                        done += 1;
+                    }
                 }
-            }
-            Command::Close => {
-                let _ = writer.shutdown().await;
-                return;
+                Poll::Pending => break,
             }
         }
+        if done > 0 {
+            Polled::Sent(done)
+        } else {
+            Polled::Nothing
+        }
+    }
+
+    /// One read into `buf`.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Polled {
+        if self.ended || self.read_done {
+            return Polled::Nothing;
+        }
+        let mut read = ReadBuf::new(buf);
+        match Pin::new(&mut self.io).poll_read(cx, &mut read) {
+            Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                self.read_done = true;
+                Polled::Ended
+            }
+            Poll::Ready(Ok(())) => Polled::Received(read.filled().len()),
+            Poll::Ready(Err(error)) => {
+                tracing::info!(%error, "read failed");
+                self.end()
+            }
+            Poll::Pending => Polled::Nothing,
+        }
+    }
+
+    /// EOF was read, or the stream failed, and has not been said yet.
+    fn end(&mut self) -> Polled {
+        let said = self.ended || self.read_done;
+        self.ended = true;
+        if said {
+            Polled::Nothing
+        } else {
+            Polled::Ended
+        }
+    }
+
+    /// Writes what was queued, then closes, in a task of its own that ends
+    /// after [`CLOSE_FLUSH_LIMIT`] at the latest.
+    pub fn close(mut self) {
+        tokio::spawn(async move {
+            let flush = async {
+                if self.ended {
+                    return;
+                }
+                if let Some(front) = self.sends.pop_front() {
+                    if self.io.write_all(&front[self.written..]).await.is_err() {
+                        return;
+                    }
+                }
+                for bytes in self.sends.drain(..) {
+                    if self.io.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = self.io.shutdown().await;
+            };
+            let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, flush).await;
+        });
     }
 }
