@@ -3,7 +3,7 @@ use alloc::format;
 use alloc::vec::Vec;
 use core::ops::RangeInclusive;
 
-use super::link::{DataFormat, LinkConfig, SendRequest};
+use super::link::{DataFormat, LinkConfig, OpenRequest, SendRequest};
 use super::{DataTarget, Input, Modem, Settings, Wait};
 use crate::at::{self, Args, AtError, ErrorKind};
 use crate::modem::{LinkId, LINK_COUNT};
@@ -214,11 +214,7 @@ impl Modem {
 
     /// Back to power-on state: links dropped without reports, settings default.
     fn reset(&mut self) {
-        for link in 0..LINK_COUNT as LinkId {
-            if self.links[usize::from(link)].client.is_some() {
-                self.drop_connection(link);
-            }
-        }
+        self.drop_links();
         self.links = Default::default();
         self.settings = Settings::default();
         self.held.clear();
@@ -500,14 +496,14 @@ impl Modem {
         } else {
             timeout
         };
-        self.open_link(
-            link,
-            uri_text.to_vec(),
+        let request = OpenRequest {
+            uri_text: uri_text.to_vec(),
             uri,
-            subprotocol.map(<[u8]>::to_vec),
-            auth.map(<[u8]>::to_vec),
-            timeout,
-        );
+            subprotocol: subprotocol.map(<[u8]>::to_vec),
+            auth: auth.map(<[u8]>::to_vec),
+            connect_timeout_ms: timeout,
+        };
+        self.open_link(link, request);
         Ok(Reply::Busy(Wait::Open(link)))
     }
 

@@ -1,11 +1,15 @@
-//! The links: connection life cycle, keepalive, and `+WS_...` reports.
+//! A WebSocket link: its state machine ([`WsLink`]), which does the
+//! protocol and says what happened as [`Signal`]s, and the modem's side,
+//! which turns signals into AT bytes (`+WS_...` reports, answers of the
+//! commands waiting on the link).
+use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Direction, Input, Log, Modem, Wait, LOG_PREVIEW};
+use super::{Direction, Input, Log, LogQueue, Modem, Wait, LOG_PREVIEW};
 use crate::at::{self, AtError};
-use crate::modem::{LinkId, NetAction, NetEvent, TlsParams};
+use crate::modem::{LinkId, NetAction, NetEvent, Platform, TlsParams, LINK_COUNT};
 use crate::ws::{self, close_code, opcode, ChunkRef, FrameDecoder, Header, Opcode, WsUri};
 
 /// A lost link tries to reconnect after this long (ESP-AT's 10 s).
@@ -74,36 +78,72 @@ pub(super) struct SendRequest {
     pub timeout_ms: u64,
 }
 
-/// One of the three links.
-#[derive(Default)]
-pub(super) struct LinkSlot {
-    /// From `AT+WSCFG`; used by the next open, dropped at clean-up.
-    pub pending_config: Option<LinkConfig>,
-    pub format: DataFormat,
-    pub client: Option<Client>,
+/// What a link tells the modem; the modem turns it into AT bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Signal {
+    /// The handshake succeeded: `+WS_CONNECTED`, and an open's `OK`.
+    Connected,
+    /// An open link was lost (network error, pong timeout, protocol
+    /// violation, send timeout): a waiting command fails, then
+    /// `+WS_DISCONNECTED`; a reconnect follows.
+    Lost,
+    /// A connection attempt failed: `+WS_DISCONNECTED`.
+    AttemptFailed,
+    /// The server closed: `+WS_CLOSED`.
+    Closed,
+    /// Send number `n` of this connection was written.
+    SendDone(u64),
+    /// The link is over: it is to be freed; a waiting `AT+WSCLOSE` gets
+    /// `OK`, any other waiting command `ERROR`.
+    Gone,
 }
 
-impl LinkSlot {
-    /// The link's next deadline. While `paused` (flow control stopped
-    /// reading its socket) the pong timeout does not run.
-    pub fn deadline(&self, paused: bool) -> Option<u64> {
-        let client = self.client.as_ref()?;
-        match &client.state {
-            State::Connecting { deadline, .. }
-            | State::Lost {
-                reconnect_at: deadline,
-            }
-            | State::Closing { deadline, .. } => Some(*deadline),
-            State::Open => match client.conn.pong_deadline {
-                Some(pong) if !paused => Some(pong.min(client.conn.next_ping_at)),
-                _ => Some(client.conn.next_ping_at),
-            },
+/// What a link needs from the modem to act: the time, randomness, and
+/// where its actions, log entries and signals go.
+pub(super) struct Ctx<'a> {
+    pub link: LinkId,
+    pub now: u64,
+    pub platform: &'a mut (dyn Platform + Send),
+    pub actions: &'a mut VecDeque<NetAction>,
+    pub log: &'a mut LogQueue,
+    pub log_frames: bool,
+    pub signals: &'a mut Vec<Signal>,
+}
+
+impl Ctx<'_> {
+    fn signal(&mut self, signal: Signal) {
+        self.signals.push(signal);
+    }
+
+    fn act(&mut self, action: NetAction) {
+        self.actions.push_back(action);
+    }
+
+    /// Appends one masked frame with a fresh key.
+    fn encode(&mut self, out: &mut Vec<u8>, fin: bool, op: u8, payload: &[u8]) {
+        let mut mask = [0u8; 4];
+        self.platform.fill_random(&mut mask);
+        ws::encode_frame(out, fin, op, payload, mask);
+        if self.log_frames {
+            let header = Header::new(fin, Opcode::from(op), payload.len() as u64, Some(mask));
+            self.log_frame(Direction::Tx, header, payload);
         }
+    }
+
+    fn log_frame(&mut self, dir: Direction, header: Header, payload: &[u8]) {
+        let preview = payload[..payload.len().min(LOG_PREVIEW)].to_vec();
+        let link = self.link;
+        self.log.push(Log::Frame {
+            link,
+            dir,
+            header,
+            preview,
+        });
     }
 }
 
 /// A link's WebSocket client: what `AT+WSOPEN` asked for, and where it is.
-pub(super) struct Client {
+pub(super) struct WsLink {
     /// The URI as the host typed it, for `AT+WSOPEN?`.
     uri_text: Vec<u8>,
     uri: WsUri,
@@ -117,7 +157,7 @@ pub(super) struct Client {
 
 enum State {
     /// TCP/TLS, then the handshake. `first`: the `AT+WSOPEN` itself, whose
-    /// failure cleans the link up instead of retrying.
+    /// failure ends the link instead of retrying.
     Connecting {
         deadline: u64,
         first: bool,
@@ -181,39 +221,26 @@ impl Conn {
     }
 }
 
-impl Modem {
-    fn client(&self, link: LinkId) -> Option<&Client> {
-        self.links.get(usize::from(link))?.client.as_ref()
-    }
+/// What `AT+WSOPEN` asked for.
+pub(super) struct OpenRequest {
+    pub uri_text: Vec<u8>,
+    pub uri: WsUri,
+    pub subprotocol: Option<Vec<u8>>,
+    pub auth: Option<Vec<u8>>,
+    pub connect_timeout_ms: u64,
+}
 
-    fn client_mut(&mut self, link: LinkId) -> Option<&mut Client> {
-        self.links.get_mut(usize::from(link))?.client.as_mut()
-    }
-
-    /// `(state code, uri)` for `AT+WSOPEN?`, if the link has a client.
-    pub(super) fn link_summary(&self, link: LinkId) -> Option<(u8, Vec<u8>)> {
-        let client = self.client(link)?;
-        let code = match client.state {
-            State::Connecting { .. } => 1,
-            State::Open => 2,
-            State::Lost { .. } => 3,
-            State::Closing { .. } => 4,
-        };
-        Some((code, client.uri_text.clone()))
-    }
-
-    pub(super) fn open_link(
-        &mut self,
-        link: LinkId,
-        uri_text: Vec<u8>,
-        uri: WsUri,
-        subprotocol: Option<Vec<u8>>,
-        auth: Option<Vec<u8>>,
-        connect_timeout_ms: u64,
-    ) {
-        let slot = &mut self.links[usize::from(link)];
-        let config = slot.pending_config.clone().unwrap_or_default();
-        slot.client = Some(Client {
+impl WsLink {
+    /// A link that starts its first connection attempt.
+    pub fn open(ctx: &mut Ctx<'_>, request: OpenRequest, config: LinkConfig) -> WsLink {
+        let OpenRequest {
+            uri_text,
+            uri,
+            subprotocol,
+            auth,
+            connect_timeout_ms,
+        } = request;
+        let mut link = WsLink {
             uri_text,
             uri,
             subprotocol,
@@ -222,174 +249,520 @@ impl Modem {
             conn: Conn::new(config.buffer_size),
             config,
             state: State::Lost { reconnect_at: 0 },
-        });
-        self.connect(link, true);
+        };
+        link.connect(ctx, true);
+        link
+    }
+
+    /// `(state code, uri)` for `AT+WSOPEN?`.
+    pub fn summary(&self) -> (u8, &[u8]) {
+        let code = match self.state {
+            State::Connecting { .. } => 1,
+            State::Open => 2,
+            State::Lost { .. } => 3,
+            State::Closing { .. } => 4,
+        };
+        (code, &self.uri_text)
+    }
+
+    /// The next deadline. While `paused` (flow control stopped reading the
+    /// socket) the pong timeout does not run.
+    pub fn deadline(&self, paused: bool) -> Option<u64> {
+        match &self.state {
+            State::Connecting { deadline, .. }
+            | State::Lost {
+                reconnect_at: deadline,
+            }
+            | State::Closing { deadline, .. } => Some(*deadline),
+            State::Open => match self.conn.pong_deadline {
+                Some(pong) if !paused => Some(pong.min(self.conn.next_ping_at)),
+                _ => Some(self.conn.next_ping_at),
+            },
+        }
     }
 
     /// Starts a connection attempt.
-    fn connect(&mut self, link: LinkId, first: bool) {
-        let now = self.now;
-        let Some(client) = self.client_mut(link) else {
-            return;
-        };
-        client.conn = Conn::new(client.config.buffer_size);
-        client.state = State::Connecting {
-            deadline: now.saturating_add(client.connect_timeout_ms),
+    fn connect(&mut self, ctx: &mut Ctx<'_>, first: bool) {
+        self.conn = Conn::new(self.config.buffer_size);
+        self.state = State::Connecting {
+            deadline: ctx.now.saturating_add(self.connect_timeout_ms),
             first,
             handshake: None,
         };
-        let action = NetAction::Connect {
-            link,
-            host: client.uri.host.clone(),
-            port: client.uri.port,
-            tls: client.uri.tls.then(|| client.config.tls.clone()),
-        };
-        self.actions.push_back(action);
+        ctx.act(NetAction::Connect {
+            link: ctx.link,
+            host: self.uri.host.clone(),
+            port: self.uri.port,
+            tls: self.uri.tls.then(|| self.config.tls.clone()),
+        });
     }
 
-    /// Whether `AT+WSSEND` may send on `link` now; `Ok(true)` while the host
-    /// is in the middle of a fragmented message.
-    pub(super) fn can_send(&self, link: LinkId) -> Result<bool, AtError> {
-        match self.client(link) {
-            Some(Client {
-                state: State::Open,
-                conn,
-                ..
-            }) => Ok(conn.tx_message_open),
+    /// Whether `AT+WSSEND` may send now; `Ok(true)` while the host is in
+    /// the middle of a fragmented message.
+    pub fn can_send(&self) -> Result<bool, AtError> {
+        match self.state {
+            State::Open => Ok(self.conn.tx_message_open),
             _ => Err(AtError::exec()),
         }
     }
 
-    /// Frames `data` as asked, hands it to the runtime, and returns the wait
-    /// for its `SEND OK`.
-    pub(super) fn send_data(&mut self, request: SendRequest, data: &[u8]) -> Wait {
+    /// Frames `data` as `AT+WSSEND` asked and hands it to the runtime;
+    /// returns the send's number, for [`Signal::SendDone`].
+    pub fn send(&mut self, ctx: &mut Ctx<'_>, request: &SendRequest, data: &[u8]) -> u64 {
         let SendRequest {
-            link,
-            opcode: op,
-            fin,
-            timeout_ms,
-        } = request;
-        let buffer_size = self.client(link).map_or(1024, |c| c.config.buffer_size);
+            opcode: op, fin, ..
+        } = *request;
+        let buffer_size = self.config.buffer_size;
         let mut bytes = Vec::with_capacity(data.len() + 14 * (data.len() / buffer_size + 1));
         if opcode::is_control(op) || data.len() <= buffer_size {
-            self.encode(link, &mut bytes, fin, op, data);
+            ctx.encode(&mut bytes, fin, op, data);
         } else {
             let mut pieces = data.chunks(buffer_size).peekable();
             let mut frame_op = op;
             while let Some(piece) = pieces.next() {
                 let last = pieces.peek().is_none();
-                self.encode(link, &mut bytes, fin && last, frame_op, piece);
+                ctx.encode(&mut bytes, fin && last, frame_op, piece);
                 frame_op = opcode::CONTINUATION;
             }
         }
-        let now = self.now;
-        if let Some(client) = self.client_mut(link) {
-            if matches!(op, opcode::CONTINUATION | opcode::TEXT | opcode::BINARY) {
-                client.conn.tx_message_open = !fin;
-            }
-            if op == opcode::CLOSE {
-                client.state = State::Closing {
-                    deadline: now.saturating_add(CLOSE_WAIT_MS),
-                    cause: CloseCause::HostFrame,
-                };
-            }
+        if matches!(op, opcode::CONTINUATION | opcode::TEXT | opcode::BINARY) {
+            self.conn.tx_message_open = !fin;
         }
-        let until = self.queue_send(link, bytes);
-        Wait::Send {
-            link,
-            until,
-            deadline: now.saturating_add(timeout_ms),
+        if op == opcode::CLOSE {
+            self.state = State::Closing {
+                deadline: ctx.now.saturating_add(CLOSE_WAIT_MS),
+                cause: CloseCause::HostFrame,
+            };
         }
-    }
-
-    /// Appends one masked frame with a fresh key.
-    fn encode(&mut self, link: LinkId, out: &mut Vec<u8>, fin: bool, op: u8, payload: &[u8]) {
-        let mut mask = [0u8; 4];
-        self.platform.fill_random(&mut mask);
-        ws::encode_frame(out, fin, op, payload, mask);
-        if self.options.log_frames {
-            let header = Header::new(fin, Opcode::from(op), payload.len() as u64, Some(mask));
-            self.log_frame(link, Direction::Tx, header, payload);
-        }
-    }
-
-    fn log_frame(&mut self, link: LinkId, dir: Direction, header: Header, payload: &[u8]) {
-        let preview = payload[..payload.len().min(LOG_PREVIEW)].to_vec();
-        self.log(Log::Frame {
-            link,
-            dir,
-            header,
-            preview,
-        });
+        self.queue_send(ctx, bytes)
     }
 
     /// Asks the runtime to write `bytes`; returns the send's number.
-    fn queue_send(&mut self, link: LinkId, bytes: Vec<u8>) -> u64 {
-        let Some(client) = self.client_mut(link) else {
-            return 0;
-        };
-        client.conn.sends_queued += 1;
-        let number = client.conn.sends_queued;
-        self.actions.push_back(NetAction::Send { link, bytes });
-        number
+    fn queue_send(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) -> u64 {
+        self.conn.sends_queued += 1;
+        ctx.act(NetAction::Send {
+            link: ctx.link,
+            bytes,
+        });
+        self.conn.sends_queued
     }
 
-    fn send_control(&mut self, link: LinkId, op: u8, payload: &[u8]) {
+    fn send_control(&mut self, ctx: &mut Ctx<'_>, op: u8, payload: &[u8]) {
         let mut frame = Vec::with_capacity(payload.len() + 6);
-        self.encode(link, &mut frame, true, op, payload);
-        self.queue_send(link, frame);
+        ctx.encode(&mut frame, true, op, payload);
+        self.queue_send(ctx, frame);
     }
 
-    fn send_close(&mut self, link: LinkId, code: u16) {
-        self.send_control(link, opcode::CLOSE, &code.to_be_bytes());
+    fn send_close(&mut self, ctx: &mut Ctx<'_>, code: u16) {
+        self.send_control(ctx, opcode::CLOSE, &code.to_be_bytes());
     }
 
-    /// `AT+WSSEND` did not get its data written in time: ERROR, and the
-    /// connection, with half a frame maybe written, is lost.
-    pub(super) fn send_timed_out(&mut self) {
-        let Input::Busy(Wait::Send { link, .. }) = self.input else {
-            return;
-        };
-        self.log(Log::SendTimeout { link });
-        self.finish_wait(Err(AtError::exec()));
-        self.connection_lost(link);
-    }
-
-    /// `AT+WSCLOSE`: returns the wait when a close handshake has to run first.
-    pub(super) fn close_link(&mut self, link: LinkId) -> Option<Wait> {
-        let now = self.now;
-        let client = self.client_mut(link)?;
-        if !matches!(client.state, State::Open) {
-            self.clean_up(link);
-            return None;
+    /// `AT+WSCLOSE`: `true` when a close handshake runs first (the link
+    /// signals [`Signal::Gone`] when it is over); else the link is gone now.
+    pub fn close(&mut self, ctx: &mut Ctx<'_>) -> bool {
+        if !matches!(self.state, State::Open) {
+            self.end(ctx);
+            return false;
         }
-        client.state = State::Closing {
-            deadline: now.saturating_add(CLOSE_WAIT_MS),
+        self.state = State::Closing {
+            deadline: ctx.now.saturating_add(CLOSE_WAIT_MS),
             cause: CloseCause::HostCommand,
         };
-        self.send_close(link, close_code::NORMAL);
-        Some(Wait::Close(link))
+        self.send_close(ctx, close_code::NORMAL);
+        true
     }
 
-    /// Asks the runtime to drop the link's connection.
-    pub(super) fn drop_connection(&mut self, link: LinkId) {
-        self.actions.push_back(NetAction::Close { link });
+    /// `AT+RST`: the connection is dropped, without a word.
+    pub fn drop_quietly(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.act(NetAction::Close { link: ctx.link });
     }
 
-    /// The link forgets its client and pending configuration; its connection
-    /// is dropped and any command waiting on it gets its answer.
-    fn clean_up(&mut self, link: LinkId) {
-        self.drop_connection(link);
-        let slot = &mut self.links[usize::from(link)];
-        slot.client = None;
-        slot.pending_config = None;
-        self.settle_waits(link);
+    /// The link is over: its connection is dropped.
+    fn end(&mut self, ctx: &mut Ctx<'_>) {
+        ctx.act(NetAction::Close { link: ctx.link });
+        ctx.signal(Signal::Gone);
     }
 
-    /// Answers a command waiting on `link` whose client has gone or dropped.
-    fn settle_waits(&mut self, link: LinkId) {
+    /// A network error, read/write error, pong timeout, or a send that did
+    /// not get written in time (half a frame may be out) on an open link.
+    pub fn lose(&mut self, ctx: &mut Ctx<'_>) {
+        self.state = State::Lost {
+            reconnect_at: ctx.now.saturating_add(RECONNECT_DELAY_MS),
+        };
+        ctx.act(NetAction::Close { link: ctx.link });
+        ctx.signal(Signal::Lost);
+    }
+
+    /// An attempt to connect failed: the first one ends the link, a
+    /// reconnect waits for the next try.
+    fn attempt_failed(&mut self, ctx: &mut Ctx<'_>) {
+        let first = matches!(self.state, State::Connecting { first: true, .. });
+        ctx.signal(Signal::AttemptFailed);
+        if first {
+            self.end(ctx);
+        } else {
+            self.state = State::Lost {
+                reconnect_at: ctx.now.saturating_add(RECONNECT_DELAY_MS),
+            };
+            ctx.act(NetAction::Close { link: ctx.link });
+        }
+    }
+
+    /// An event on the link's connection. Received bytes are only taken
+    /// here: [`WsLink::next_chunk`] hands out what they hold.
+    pub fn event(&mut self, ctx: &mut Ctx<'_>, event: NetEvent<'_>, headers: &[Vec<u8>]) {
+        match event {
+            NetEvent::Connected => {
+                if matches!(
+                    self.state,
+                    State::Connecting {
+                        handshake: None,
+                        ..
+                    }
+                ) {
+                    self.send_handshake(ctx, headers);
+                }
+            }
+            NetEvent::Received(bytes) => self.received(ctx, bytes),
+            NetEvent::Sent => {
+                self.conn.sends_done += 1;
+                let done = self.conn.sends_done;
+                if self.conn.sends_queued - done < MAX_UNWRITTEN_SENDS_FOR_PONG {
+                    if let Some(payload) = self.conn.unanswered_ping.take() {
+                        self.send_control(ctx, opcode::PONG, &payload);
+                    }
+                }
+                ctx.signal(Signal::SendDone(done));
+            }
+            NetEvent::Closed | NetEvent::Failed(_) => self.transport_ended(ctx),
+        }
+    }
+
+    fn send_handshake(&mut self, ctx: &mut Ctx<'_>, headers: &[Vec<u8>]) {
+        let mut key = [0u8; 16];
+        ctx.platform.fill_random(&mut key);
+        let (request, expected_accept) = ws::build_request(&ws::RequestParams {
+            uri: &self.uri,
+            key,
+            subprotocol: self.subprotocol.as_deref(),
+            authorization: self.auth.as_deref(),
+            extra_headers: headers,
+            user_agent: USER_AGENT,
+        });
+        if let State::Connecting { handshake, .. } = &mut self.state {
+            *handshake = Some(Handshake {
+                response: Vec::new(),
+                expected_accept,
+            });
+        }
+        let link = ctx.link;
+        ctx.log.push(Log::Http {
+            link,
+            dir: Direction::Tx,
+            first_line: first_line(&request),
+        });
+        self.queue_send(ctx, request);
+    }
+
+    fn transport_ended(&mut self, ctx: &mut Ctx<'_>) {
+        match self.state {
+            State::Connecting { .. } => self.attempt_failed(ctx),
+            State::Open => self.lose(ctx),
+            State::Lost { .. } => {}
+            State::Closing { cause, .. } => self.close_finished(ctx, cause),
+        }
+    }
+
+    /// The close handshake is over (or timed out): the link is gone.
+    fn close_finished(&mut self, ctx: &mut Ctx<'_>, cause: CloseCause) {
+        if cause == CloseCause::HostFrame {
+            // The server never answered the host's close frame in kind.
+            ctx.signal(Signal::Closed);
+        }
+        self.end(ctx);
+    }
+
+    fn received(&mut self, ctx: &mut Ctx<'_>, bytes: &[u8]) {
+        match &mut self.state {
+            State::Connecting {
+                handshake: Some(handshake),
+                ..
+            } => {
+                handshake.response.extend_from_slice(bytes);
+                let parsed = ws::parse_response(
+                    &handshake.response,
+                    &handshake.expected_accept,
+                    self.subprotocol.as_deref(),
+                );
+                let link = ctx.link;
+                match parsed {
+                    Ok(None) => {}
+                    Ok(Some(len)) => {
+                        let rest = handshake.response.split_off(len);
+                        let head = first_line(&handshake.response);
+                        self.conn.decoder.feed(&rest);
+                        ctx.log.push(Log::Http {
+                            link,
+                            dir: Direction::Rx,
+                            first_line: head,
+                        });
+                        self.established(ctx);
+                    }
+                    Err(error) => {
+                        let head = first_line(&handshake.response);
+                        ctx.log.push(Log::Http {
+                            link,
+                            dir: Direction::Rx,
+                            first_line: head,
+                        });
+                        ctx.log.push(Log::HandshakeFailed { link, error });
+                        self.attempt_failed(ctx);
+                    }
+                }
+            }
+            State::Connecting { .. } | State::Lost { .. } => {}
+            State::Open | State::Closing { .. } => self.conn.decoder.feed(bytes),
+        }
+    }
+
+    fn established(&mut self, ctx: &mut Ctx<'_>) {
+        self.state = State::Open;
+        self.conn.next_ping_at = ctx.now.saturating_add(self.config.ping_interval_ms);
+        ctx.signal(Signal::Connected);
+    }
+
+    /// Handles the next complete chunk the decoder holds, writing data as
+    /// `+WS_DATA` straight into `sink` (the receive path's one copy in the
+    /// core). Returns whether there was one: call again until `false`.
+    pub fn next_chunk(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        sink: &mut Vec<u8>,
+        format: DataFormat,
+    ) -> bool {
+        let open = matches!(self.state, State::Open);
+        let chunk = match self.conn.decoder.next_chunk_ref() {
+            Ok(None) => return false,
+            Ok(Some(chunk)) => chunk,
+            Err(error) => {
+                self.protocol_violation(ctx, error);
+                return false;
+            }
+        };
+        if ctx.log_frames && chunk.payload_offset == 0 {
+            let header = Header::new(
+                chunk.fin,
+                Opcode::from(chunk.opcode),
+                chunk.payload_len,
+                None,
+            );
+            ctx.log_frame(Direction::Rx, header, chunk.data);
+        }
+        match chunk.opcode {
+            op if op < opcode::CLOSE && open => write_data_report(sink, ctx.link, format, &chunk),
+            opcode::PING if open => {
+                let payload = chunk.data.to_vec();
+                let unwritten = self.conn.sends_queued - self.conn.sends_done;
+                if unwritten < MAX_UNWRITTEN_SENDS_FOR_PONG {
+                    self.conn.unanswered_ping = None;
+                    self.send_control(ctx, opcode::PONG, &payload);
+                } else {
+                    // Answered once the queue drains, unless a newer ping
+                    // replaces it.
+                    self.conn.unanswered_ping = Some(payload);
+                }
+            }
+            opcode::PONG => self.conn.pong_deadline = None,
+            opcode::CLOSE => {
+                // Echo the status code (none if the server sent none).
+                let code = chunk.data.get(..2).unwrap_or(&[]).to_vec();
+                self.close_received(ctx, &code);
+            }
+            // Data or pings after a close frame are not answered.
+            _ => {}
+        }
+        true
+    }
+
+    /// The server closed: answer with a close frame carrying `reply`.
+    fn close_received(&mut self, ctx: &mut Ctx<'_>, reply: &[u8]) {
+        let deadline = ctx.now.saturating_add(CLOSE_WAIT_MS);
+        match self.state {
+            State::Open => {
+                self.state = State::Closing {
+                    deadline,
+                    cause: CloseCause::Server,
+                };
+                ctx.signal(Signal::Closed);
+                self.send_control(ctx, opcode::CLOSE, reply);
+            }
+            State::Closing {
+                cause: CloseCause::HostCommand,
+                ..
+            } => self.end(ctx),
+            State::Closing {
+                cause: CloseCause::HostFrame,
+                ..
+            } => {
+                self.state = State::Closing {
+                    deadline,
+                    cause: CloseCause::Server,
+                };
+                ctx.signal(Signal::Closed);
+            }
+            _ => {}
+        }
+    }
+
+    /// RFC 6455 §7.1.7: fail the connection, saying why in a close frame,
+    /// then as for any loss. A bad close frame is still the server closing:
+    /// `+WS_CLOSED`, answered with 1002.
+    fn protocol_violation(&mut self, ctx: &mut Ctx<'_>, error: ws::ProtocolError) {
+        let open = match self.state {
+            State::Open => true,
+            State::Closing { cause, .. } if cause != CloseCause::Server => false,
+            // Connecting, lost, or already answering the server's close: a
+            // dead decoder keeps failing, and there is nothing more to say.
+            _ => return,
+        };
+        let link = ctx.link;
+        ctx.log.push(Log::ProtocolError { link, error });
+        if error.in_close_frame() {
+            self.close_received(ctx, &close_code::PROTOCOL_ERROR.to_be_bytes());
+        } else if open {
+            self.send_close(ctx, error.close_code());
+            self.lose(ctx);
+        } else {
+            // Closing at the host's word: the close handshake is over.
+            self.transport_ended(ctx);
+        }
+    }
+
+    /// Flow control let the link be read again: a pong that was waiting
+    /// behind unread data gets its full timeout from now.
+    pub fn reads_resumed(&mut self, now: u64) {
+        let timeout = self.config.pong_timeout_ms;
+        if let Some(deadline) = self.conn.pong_deadline.as_mut() {
+            *deadline = now.saturating_add(timeout);
+        }
+    }
+
+    /// The deadline from [`WsLink::deadline`] may have passed.
+    pub fn timeout(&mut self, ctx: &mut Ctx<'_>, paused: bool) {
+        let now = ctx.now;
+        if self.deadline(paused).is_none_or(|d| now < d) {
+            return;
+        }
+        let link = ctx.link;
+        match self.state {
+            State::Connecting { .. } => {
+                ctx.log.push(Log::ConnectTimeout { link });
+                self.attempt_failed(ctx)
+            }
+            State::Lost { .. } => self.connect(ctx, false),
+            State::Closing { cause, .. } => self.close_finished(ctx, cause),
+            State::Open => {
+                if !paused && self.conn.pong_deadline.is_some_and(|d| now >= d) {
+                    ctx.log.push(Log::PongTimeout { link });
+                    return self.lose(ctx);
+                }
+                if now >= self.conn.next_ping_at {
+                    self.conn.next_ping_at = now.saturating_add(self.config.ping_interval_ms);
+                    let timeout = self.config.pong_timeout_ms;
+                    self.conn
+                        .pong_deadline
+                        .get_or_insert(now.saturating_add(timeout));
+                    self.send_control(ctx, opcode::PING, &[]);
+                }
+            }
+        }
+    }
+}
+
+// --- the modem's side --------------------------------------------------
+
+/// One of the three links.
+#[derive(Default)]
+pub(super) struct LinkSlot {
+    /// From `AT+WSCFG`; used by the next open, dropped when the link goes.
+    pub pending_config: Option<LinkConfig>,
+    pub format: DataFormat,
+    pub client: Option<WsLink>,
+}
+
+impl Modem {
+    /// Runs `f` on `link`'s client with a context, then turns the signals
+    /// it gave into AT bytes. `None` when the link has no client.
+    fn with_link<T>(
+        &mut self,
+        link: LinkId,
+        f: impl FnOnce(&mut WsLink, &mut Ctx<'_>) -> T,
+    ) -> Option<T> {
+        let mut signals = Vec::new();
+        let result = {
+            let Modem {
+                links,
+                platform,
+                actions,
+                log,
+                options,
+                now,
+                ..
+            } = self;
+            let client = links.get_mut(usize::from(link))?.client.as_mut()?;
+            let mut ctx = Ctx {
+                link,
+                now: *now,
+                platform: &mut **platform,
+                actions,
+                log,
+                log_frames: options.log_frames,
+                signals: &mut signals,
+            };
+            f(client, &mut ctx)
+        };
+        for signal in signals {
+            self.signal(link, signal);
+        }
+        Some(result)
+    }
+
+    /// Turns what a link said into AT bytes.
+    fn signal(&mut self, link: LinkId, signal: Signal) {
+        match signal {
+            Signal::Connected => {
+                self.report_link("CONNECTED", link);
+                if matches!(self.input, Input::Busy(Wait::Open(l)) if l == link) {
+                    self.finish_wait(Ok(at::OK));
+                }
+            }
+            Signal::Lost => {
+                self.settle_waits(link, false);
+                self.report_link("DISCONNECTED", link);
+            }
+            Signal::AttemptFailed => self.report_link("DISCONNECTED", link),
+            Signal::Closed => self.report_link("CLOSED", link),
+            Signal::SendDone(done) => {
+                if let Input::Busy(Wait::Send { link: l, until, .. }) = self.input {
+                    if l == link && done >= until {
+                        self.finish_wait(Ok(at::SEND_OK));
+                    }
+                }
+            }
+            Signal::Gone => {
+                let slot = &mut self.links[usize::from(link)];
+                slot.client = None;
+                slot.pending_config = None;
+                self.settle_waits(link, true);
+            }
+        }
+    }
+
+    /// Answers a command waiting on `link`: it is over (`gone`: a waiting
+    /// `AT+WSCLOSE` succeeded) or lost.
+    fn settle_waits(&mut self, link: LinkId, gone: bool) {
         match self.input {
-            Input::Busy(Wait::Close(l)) if l == link => self.finish_wait(Ok(at::OK)),
+            Input::Busy(Wait::Close(l)) if l == link && gone => self.finish_wait(Ok(at::OK)),
             Input::Busy(Wait::Send { link: l, .. }) | Input::Busy(Wait::Open(l)) if l == link => {
                 self.finish_wait(Err(AtError::exec()))
             }
@@ -401,366 +774,156 @@ impl Modem {
         self.report(format!("+WS_{what}:{link}\r\n").as_bytes());
     }
 
-    /// A network error, read/write error or pong timeout on an open link.
-    fn connection_lost(&mut self, link: LinkId) {
-        let reconnect_at = self.now.saturating_add(RECONNECT_DELAY_MS);
-        let Some(client) = self.client_mut(link) else {
-            return;
-        };
-        client.state = State::Lost { reconnect_at };
-        self.drop_connection(link);
-        self.settle_waits(link);
-        self.report_link("DISCONNECTED", link);
+    /// `(state code, uri)` for `AT+WSOPEN?`, if the link has a client.
+    pub(super) fn link_summary(&self, link: LinkId) -> Option<(u8, Vec<u8>)> {
+        let client = self.links.get(usize::from(link))?.client.as_ref()?;
+        let (code, uri) = client.summary();
+        Some((code, uri.to_vec()))
     }
 
-    /// An attempt to connect failed: the first one ends the open with ERROR,
-    /// a reconnect waits for the next try.
-    fn connect_failed(&mut self, link: LinkId) {
-        let Some(client) = self.client(link) else {
-            return;
+    /// `AT+WSOPEN`: the link's first connection attempt starts.
+    pub(super) fn open_link(&mut self, link: LinkId, request: OpenRequest) {
+        let mut signals = Vec::new();
+        let slot = &mut self.links[usize::from(link)];
+        let config = slot.pending_config.clone().unwrap_or_default();
+        let mut ctx = Ctx {
+            link,
+            now: self.now,
+            platform: &mut *self.platform,
+            actions: &mut self.actions,
+            log: &mut self.log,
+            log_frames: self.options.log_frames,
+            signals: &mut signals,
         };
-        let first = matches!(client.state, State::Connecting { first: true, .. });
-        self.report_link("DISCONNECTED", link);
-        if first {
-            self.clean_up(link);
-        } else {
-            self.connection_lost_quietly(link);
+        slot.client = Some(WsLink::open(&mut ctx, request, config));
+        debug_assert!(signals.is_empty());
+    }
+
+    /// Whether `AT+WSSEND` may send on `link` now; `Ok(true)` while the host
+    /// is in the middle of a fragmented message.
+    pub(super) fn can_send(&self, link: LinkId) -> Result<bool, AtError> {
+        match self
+            .links
+            .get(usize::from(link))
+            .and_then(|s| s.client.as_ref())
+        {
+            Some(client) => client.can_send(),
+            None => Err(AtError::exec()),
         }
     }
 
-    fn connection_lost_quietly(&mut self, link: LinkId) {
-        let reconnect_at = self.now.saturating_add(RECONNECT_DELAY_MS);
-        if let Some(client) = self.client_mut(link) {
-            client.state = State::Lost { reconnect_at };
+    /// Frames `data` as asked, hands it to the runtime, and returns the wait
+    /// for its `SEND OK`.
+    pub(super) fn send_data(&mut self, request: SendRequest, data: &[u8]) -> Wait {
+        let until = self
+            .with_link(request.link, |client, ctx| client.send(ctx, &request, data))
+            .unwrap_or(0);
+        Wait::Send {
+            link: request.link,
+            until,
+            deadline: self.now.saturating_add(request.timeout_ms),
         }
-        self.drop_connection(link);
+    }
+
+    /// `AT+WSSEND` did not get its data written in time: ERROR, and the
+    /// connection, with half a frame maybe written, is lost.
+    pub(super) fn send_timed_out(&mut self) {
+        let Input::Busy(Wait::Send { link, .. }) = self.input else {
+            return;
+        };
+        self.log(Log::SendTimeout { link });
+        self.finish_wait(Err(AtError::exec()));
+        self.with_link(link, |client, ctx| client.lose(ctx));
+    }
+
+    /// `AT+WSCLOSE`: returns the wait when a close handshake has to run first.
+    pub(super) fn close_link(&mut self, link: LinkId) -> Option<Wait> {
+        match self.with_link(link, |client, ctx| client.close(ctx)) {
+            Some(true) => Some(Wait::Close(link)),
+            _ => None,
+        }
+    }
+
+    /// `AT+RST`: every connection dropped without reports.
+    pub(super) fn drop_links(&mut self) {
+        for link in 0..LINK_COUNT as LinkId {
+            self.with_link(link, |client, ctx| client.drop_quietly(ctx));
+        }
     }
 
     pub(super) fn link_event(&mut self, link: LinkId, event: NetEvent<'_>) {
-        let Some(client) = self.client_mut(link) else {
-            return;
-        };
-        match event {
-            NetEvent::Connected => {
-                if matches!(
-                    client.state,
-                    State::Connecting {
-                        handshake: None,
-                        ..
-                    }
-                ) {
-                    self.send_handshake(link);
-                }
-            }
-            NetEvent::Received(bytes) => self.received(link, bytes),
-            NetEvent::Sent => {
-                client.conn.sends_done += 1;
-                let done = client.conn.sends_done;
-                let unwritten = client.conn.sends_queued - done;
-                if unwritten < MAX_UNWRITTEN_SENDS_FOR_PONG {
-                    if let Some(payload) = client.conn.unanswered_ping.take() {
-                        self.send_control(link, opcode::PONG, &payload);
-                    }
-                }
-                if let Input::Busy(Wait::Send { link: l, until, .. }) = self.input {
-                    if l == link && done >= until {
-                        self.finish_wait(Ok(at::SEND_OK));
-                    }
-                }
-            }
-            NetEvent::Closed | NetEvent::Failed(_) => self.transport_ended(link),
-        }
-    }
-
-    fn send_handshake(&mut self, link: LinkId) {
-        let mut key = [0u8; 16];
-        self.platform.fill_random(&mut key);
-        let headers = &self.settings.headers;
-        let Some(client) = self.links[usize::from(link)].client.as_mut() else {
-            return;
-        };
-        let (request, expected_accept) = ws::build_request(&ws::RequestParams {
-            uri: &client.uri,
-            key,
-            subprotocol: client.subprotocol.as_deref(),
-            authorization: client.auth.as_deref(),
-            extra_headers: headers,
-            user_agent: USER_AGENT,
-        });
-        if let State::Connecting { handshake, .. } = &mut client.state {
-            *handshake = Some(Handshake {
-                response: Vec::new(),
-                expected_accept,
-            });
-        }
-        self.log(Log::Http {
-            link,
-            dir: Direction::Tx,
-            first_line: first_line(&request),
-        });
-        self.queue_send(link, request);
-    }
-
-    fn transport_ended(&mut self, link: LinkId) {
-        let Some(client) = self.client(link) else {
-            return;
-        };
-        match client.state {
-            State::Connecting { .. } => self.connect_failed(link),
-            State::Open => self.connection_lost(link),
-            State::Lost { .. } => {}
-            State::Closing { cause, .. } => self.close_finished(link, cause),
-        }
-    }
-
-    /// The close handshake is over (or timed out): the link is cleaned up.
-    fn close_finished(&mut self, link: LinkId, cause: CloseCause) {
-        if cause == CloseCause::HostFrame {
-            // The server never answered the host's close frame in kind.
-            self.report_link("CLOSED", link);
-        }
-        self.clean_up(link);
-    }
-
-    fn received(&mut self, link: LinkId, bytes: &[u8]) {
-        let Some(client) = self.client_mut(link) else {
-            return;
-        };
-        match &mut client.state {
-            State::Connecting {
-                handshake: Some(handshake),
-                ..
-            } => {
-                handshake.response.extend_from_slice(bytes);
-                match ws::parse_response(
-                    &handshake.response,
-                    &handshake.expected_accept,
-                    client.subprotocol.as_deref(),
-                ) {
-                    Ok(None) => return,
-                    Ok(Some(len)) => {
-                        let rest = handshake.response.split_off(len);
-                        let head = first_line(&handshake.response);
-                        client.conn.decoder.feed(&rest);
-                        self.log(Log::Http {
-                            link,
-                            dir: Direction::Rx,
-                            first_line: head,
-                        });
-                        self.established(link);
-                    }
-                    Err(error) => {
-                        let head = first_line(&handshake.response);
-                        self.log(Log::Http {
-                            link,
-                            dir: Direction::Rx,
-                            first_line: head,
-                        });
-                        self.log(Log::HandshakeFailed { link, error });
-                        return self.connect_failed(link);
-                    }
-                }
-            }
-            State::Connecting { .. } | State::Lost { .. } => return,
-            State::Open | State::Closing { .. } => client.conn.decoder.feed(bytes),
-        }
+        let headers = core::mem::take(&mut self.settings.headers);
+        self.with_link(link, |client, ctx| client.event(ctx, event, &headers));
+        self.settings.headers = headers;
         self.drain_frames(link);
     }
 
-    fn established(&mut self, link: LinkId) {
-        let now = self.now;
-        let Some(client) = self.client_mut(link) else {
-            return;
-        };
-        client.state = State::Open;
-        client.conn.next_ping_at = now.saturating_add(client.config.ping_interval_ms);
-        self.report_link("CONNECTED", link);
-        if matches!(self.input, Input::Busy(Wait::Open(l)) if l == link) {
-            self.finish_wait(Ok(at::OK));
-        }
-    }
-
-    /// Handles every complete chunk the decoder holds. Data goes from the
-    /// decoder's buffer straight into the host output (the receive path's
-    /// one copy in the core).
+    /// Handles every complete chunk the link's decoder holds; each goes
+    /// where reports may go right now (the host may be mid-line), and what
+    /// its signals say comes after it.
     fn drain_frames(&mut self, link: LinkId) {
         loop {
             self.release_held();
             let holding = self.holding_reports();
-            let log_frames = self.options.log_frames;
-            let Modem {
-                links,
-                out,
-                held,
-                log,
-                log_dropped,
-                ..
-            } = self;
-            let slot = &mut links[usize::from(link)];
-            let format = slot.format;
-            let Some(client) = slot.client.as_mut() else {
-                return;
-            };
-            let open = matches!(client.state, State::Open);
-            let chunk = match client.conn.decoder.next_chunk_ref() {
-                Ok(None) => return,
-                Ok(Some(chunk)) => chunk,
-                Err(error) => return self.protocol_violation(link, error),
-            };
-            if log_frames && chunk.payload_offset == 0 {
-                let header = Header::new(
-                    chunk.fin,
-                    Opcode::from(chunk.opcode),
-                    chunk.payload_len,
-                    None,
-                );
-                let preview = chunk.data[..chunk.data.len().min(LOG_PREVIEW)].to_vec();
-                let entry = Log::Frame {
+            let mut signals = Vec::new();
+            let more = {
+                let Modem {
+                    links,
+                    platform,
+                    actions,
+                    log,
+                    options,
+                    now,
+                    out,
+                    held,
+                    ..
+                } = self;
+                let slot = &mut links[usize::from(link)];
+                let format = slot.format;
+                let Some(client) = slot.client.as_mut() else {
+                    return;
+                };
+                let mut ctx = Ctx {
                     link,
-                    dir: Direction::Rx,
-                    header,
-                    preview,
+                    now: *now,
+                    platform: &mut **platform,
+                    actions,
+                    log,
+                    log_frames: options.log_frames,
+                    signals: &mut signals,
                 };
-                super::push_log(log, log_dropped, entry);
+                let sink = if holding { held } else { out };
+                client.next_chunk(&mut ctx, sink, format)
+            };
+            for signal in signals {
+                self.signal(link, signal);
             }
-            match chunk.opcode {
-                op if op < opcode::CLOSE && open => {
-                    write_data_report(if holding { held } else { out }, link, format, &chunk);
-                }
-                opcode::PING if open => {
-                    let unwritten = client.conn.sends_queued - client.conn.sends_done;
-                    if unwritten < MAX_UNWRITTEN_SENDS_FOR_PONG {
-                        client.conn.unanswered_ping = None;
-                        let payload = chunk.data.to_vec();
-                        self.send_control(link, opcode::PONG, &payload);
-                    } else {
-                        // Answered once the queue drains, unless a newer
-                        // ping replaces it.
-                        client.conn.unanswered_ping = Some(chunk.data.to_vec());
-                    }
-                }
-                opcode::PONG => client.conn.pong_deadline = None,
-                opcode::CLOSE => {
-                    // Echo the status code (none if the server sent none).
-                    let code = chunk.data.get(..2).unwrap_or(&[]).to_vec();
-                    self.close_received(link, &code);
-                }
-                // Data or pings after a close frame are not answered.
-                _ => {}
-            }
-        }
-    }
-
-    /// The server closed: answer with a close frame carrying `reply`.
-    fn close_received(&mut self, link: LinkId, reply: &[u8]) {
-        let now = self.now;
-        let Some(client) = self.client_mut(link) else {
-            return;
-        };
-        match client.state {
-            State::Open => {
-                client.state = State::Closing {
-                    deadline: now.saturating_add(CLOSE_WAIT_MS),
-                    cause: CloseCause::Server,
-                };
-                self.report_link("CLOSED", link);
-                self.send_control(link, opcode::CLOSE, reply);
-            }
-            State::Closing {
-                cause: CloseCause::HostCommand,
-                ..
-            } => self.clean_up(link),
-            State::Closing {
-                cause: CloseCause::HostFrame,
-                ..
-            } => {
-                client.state = State::Closing {
-                    deadline: now.saturating_add(CLOSE_WAIT_MS),
-                    cause: CloseCause::Server,
-                };
-                self.report_link("CLOSED", link);
-            }
-            _ => {}
-        }
-    }
-
-    /// RFC 6455 §7.1.7: fail the connection, saying why in a close frame,
-    /// then as for any loss: `+WS_DISCONNECTED`, state 3, a reconnect. A bad
-    /// close frame is still the server closing: `+WS_CLOSED`, close 1002.
-    fn protocol_violation(&mut self, link: LinkId, error: ws::ProtocolError) {
-        let Some(client) = self.client(link) else {
-            return;
-        };
-        let open = match client.state {
-            State::Open => true,
-            State::Closing { cause, .. } if cause != CloseCause::Server => false,
-            // Connecting, lost, or already answering the server's close: a
-            // dead decoder keeps failing, and there is nothing more to say.
-            _ => return,
-        };
-        self.log(Log::ProtocolError { link, error });
-        if error.in_close_frame() {
-            let code = close_code::PROTOCOL_ERROR.to_be_bytes();
-            self.close_received(link, &code);
-        } else if open {
-            self.send_close(link, error.close_code());
-            self.connection_lost(link);
-        } else {
-            // Closing at the host's word: the close handshake is over.
-            self.transport_ended(link);
-        }
-    }
-
-    /// Flow control let the links be read again: a pong that was waiting
-    /// behind unread data gets its full timeout from now.
-    pub(super) fn restart_pong_deadlines(&mut self) {
-        let now = self.now;
-        for slot in &mut self.links {
-            if let Some(client) = slot.client.as_mut() {
-                let timeout = client.config.pong_timeout_ms;
-                if let Some(deadline) = client.conn.pong_deadline.as_mut() {
-                    *deadline = now.saturating_add(timeout);
-                }
+            if !more {
+                return;
             }
         }
     }
 
     pub(super) fn link_timeout(&mut self, link: LinkId) {
-        let now = self.now;
         let paused = self.net_paused;
-        let Some(deadline) = self.links[usize::from(link)].deadline(paused) else {
-            return;
-        };
-        if now < deadline {
-            return;
-        }
-        let Some(client) = self.client_mut(link) else {
-            return;
-        };
-        match client.state {
-            State::Connecting { .. } => {
-                self.log(Log::ConnectTimeout { link });
-                self.connect_failed(link)
-            }
-            State::Lost { .. } => self.connect(link, false),
-            State::Closing { cause, .. } => self.close_finished(link, cause),
-            State::Open => {
-                if !paused && client.conn.pong_deadline.is_some_and(|d| now >= d) {
-                    self.log(Log::PongTimeout { link });
-                    return self.connection_lost(link);
-                }
-                if now >= client.conn.next_ping_at {
-                    let interval = client.config.ping_interval_ms;
-                    client.conn.next_ping_at = now.saturating_add(interval);
-                    let timeout = client.config.pong_timeout_ms;
-                    client
-                        .conn
-                        .pong_deadline
-                        .get_or_insert(now.saturating_add(timeout));
-                    self.send_control(link, opcode::PING, &[]);
-                }
+        self.with_link(link, |client, ctx| client.timeout(ctx, paused));
+    }
+
+    /// Flow control let the links be read again: pong timeouts start over.
+    pub(super) fn restart_pong_deadlines(&mut self) {
+        let now = self.now;
+        for slot in &mut self.links {
+            if let Some(client) = slot.client.as_mut() {
+                client.reads_resumed(now);
             }
         }
+    }
+
+    pub(super) fn link_deadlines(&self) -> impl Iterator<Item = u64> + '_ {
+        let paused = self.net_paused;
+        self.links
+            .iter()
+            .filter_map(move |slot| slot.client.as_ref()?.deadline(paused))
     }
 }
 

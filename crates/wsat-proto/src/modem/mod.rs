@@ -235,13 +235,29 @@ pub enum Log {
 /// Payload bytes in a [`Log::Frame`].
 pub const LOG_PREVIEW: usize = 16;
 
-/// Appends to a bounded log, dropping (and counting) the oldest entry.
-fn push_log(log: &mut VecDeque<Log>, dropped: &mut u64, entry: Log) {
-    if log.len() >= LOG_BOUND {
-        log.pop_front();
-        *dropped += 1;
+/// The entries for [`Modem::poll_log`]: bounded, dropping (and counting)
+/// the oldest.
+#[derive(Default)]
+struct LogQueue {
+    entries: VecDeque<Log>,
+    dropped: u64,
+}
+
+impl LogQueue {
+    fn push(&mut self, entry: Log) {
+        if self.entries.len() >= LOG_BOUND {
+            self.entries.pop_front();
+            self.dropped += 1;
+        }
+        self.entries.push_back(entry);
     }
-    log.push_back(entry);
+
+    fn pop(&mut self) -> Option<Log> {
+        if self.dropped > 0 {
+            return Some(Log::Dropped(core::mem::take(&mut self.dropped)));
+        }
+        self.entries.pop_front()
+    }
 }
 
 /// One ESP-AT modem: its AT port state, settings and three links.
@@ -267,8 +283,7 @@ pub struct Modem {
     uart: uart::UartState,
     /// Flow control: the links' sockets are not read (host backlog).
     net_paused: bool,
-    log: VecDeque<Log>,
-    log_dropped: u64,
+    log: LogQueue,
 }
 
 /// What the AT port is doing with the bytes it receives.
@@ -365,8 +380,7 @@ impl Modem {
             links: Default::default(),
             actions: VecDeque::new(),
             net_paused: false,
-            log: VecDeque::new(),
-            log_dropped: 0,
+            log: LogQueue::default(),
         }
     }
 
@@ -492,9 +506,7 @@ impl Modem {
             Input::Busy(Wait::Send { deadline, .. }) => Some(deadline),
             _ => None,
         };
-        self.links
-            .iter()
-            .filter_map(|slot| slot.deadline(self.net_paused))
+        self.link_deadlines()
             .chain(send)
             .chain(self.lf_deadline)
             .min()
@@ -506,10 +518,7 @@ impl Modem {
     ///
     /// May change after any call of step 1.
     pub fn poll_log(&mut self) -> Option<Log> {
-        if self.log_dropped > 0 {
-            return Some(Log::Dropped(core::mem::take(&mut self.log_dropped)));
-        }
-        self.log.pop_front()
+        self.log.pop()
     }
 
     /// Host input taken but not acted on yet (for tests and metrics; the
@@ -521,7 +530,7 @@ impl Modem {
     // --- the AT port -----------------------------------------------------
 
     fn log(&mut self, entry: Log) {
-        push_log(&mut self.log, &mut self.log_dropped, entry);
+        self.log.push(entry);
     }
 
     /// Output not yet written, held reports not counted.
