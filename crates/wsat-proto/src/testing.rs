@@ -48,6 +48,7 @@ pub struct TestPlatform {
 }
 
 impl TestPlatform {
+    /// Randomness from `seed`, certificates in `store`.
     pub fn new(seed: u32, store: Arc<Mutex<MemoryStore>>) -> Self {
         TestPlatform { seed, store }
     }
@@ -173,6 +174,7 @@ impl Default for Network {
 
 /// A modem, its host and its network, on a simulated clock.
 pub struct Sim {
+    /// The modem under test.
     pub modem: Modem,
     /// Milliseconds since the start.
     pub now: u64,
@@ -185,7 +187,9 @@ pub struct Sim {
     pub host_reading: bool,
     /// Bytes per read of the AT port, as a runtime's read buffer.
     pub read_size: usize,
+    /// The simulated servers.
     pub network: Network,
+    /// The modem's certificate store.
     pub store: Arc<Mutex<MemoryStore>>,
     /// Line settings changes, in the order the modem asked for them.
     pub uart_changes: Vec<UartConfig>,
@@ -208,6 +212,7 @@ impl Sim {
         })
     }
 
+    /// A fresh modem made with `options`.
     pub fn with_options(options: ModemOptions) -> Sim {
         let store = Arc::new(Mutex::new(MemoryStore::default()));
         let platform = TestPlatform::new(7, store.clone());
@@ -464,7 +469,9 @@ pub fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
 /// A frame as it was on the wire, unmasked.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Frame {
+    /// As it was on the wire.
     pub header: Header,
+    /// Unmasked.
     pub payload: Vec<u8>,
 }
 

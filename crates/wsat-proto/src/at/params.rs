@@ -92,10 +92,12 @@ impl Args {
         Ok(Args { params })
     }
 
+    /// How many parameters were given, omitted ones included.
     pub fn len(&self) -> usize {
         self.params.len()
     }
 
+    /// No parameters at all.
     pub fn is_empty(&self) -> bool {
         self.params.is_empty()
     }

@@ -149,19 +149,30 @@ pub enum NetAction {
     /// Open a transport to `host:port` for `link`, replacing any it had.
     /// Answer with [`NetEvent::Connected`] or [`NetEvent::Failed`].
     Connect {
+        /// The link the connection is for.
         link: LinkId,
+        /// A host name or an IP address.
         host: String,
+        /// The TCP port.
         port: u16,
         /// `Some` for `wss://`: wrap the TCP stream in TLS with these settings.
         tls: Option<TlsParams>,
     },
     /// Write these bytes to the link's connection, after earlier sends.
     /// Answer with [`NetEvent::Sent`] once they are written.
-    Send { link: LinkId, bytes: Vec<u8> },
+    Send {
+        /// The link whose connection takes them.
+        link: LinkId,
+        /// Whole frames (or the handshake request).
+        bytes: Vec<u8>,
+    },
     /// Drop the link's connection (after writing the sends queued before
     /// this). No event is reported for it afterwards; a later `Connect` for
     /// the same link is a new connection.
-    Close { link: LinkId },
+    Close {
+        /// The link whose connection goes.
+        link: LinkId,
+    },
 }
 
 /// Unwritten host output past which the modem stops taking host input (it
@@ -204,30 +215,56 @@ pub enum Direction {
 pub enum Log {
     /// The first line of the handshake request or response.
     Http {
+        /// The link.
         link: LinkId,
+        /// Request (tx) or response (rx).
         dir: Direction,
+        /// Without its CR LF, at most 256 bytes.
         first_line: Vec<u8>,
     },
     /// A WebSocket frame and the first [`LOG_PREVIEW`] bytes of its
     /// payload, unmasked. Received frames are logged when their first chunk
     /// is decoded.
     Frame {
+        /// The link.
         link: LinkId,
+        /// Sent or received.
         dir: Direction,
+        /// The frame's header (received frames: no mask).
         header: ws::Header,
+        /// The first bytes of the payload, unmasked.
         preview: Vec<u8>,
     },
     /// The server's handshake response was refused.
-    HandshakeFailed { link: LinkId, error: HandshakeError },
+    HandshakeFailed {
+        /// The link.
+        link: LinkId,
+        /// Why.
+        error: HandshakeError,
+    },
     /// The server broke RFC 6455: the connection failed (close 1002/1007),
     /// or for a bad close frame, was closed with 1002.
-    ProtocolError { link: LinkId, error: ProtocolError },
+    ProtocolError {
+        /// The link.
+        link: LinkId,
+        /// What the server did.
+        error: ProtocolError,
+    },
     /// No pong came within the link's pong timeout.
-    PongTimeout { link: LinkId },
+    PongTimeout {
+        /// The link.
+        link: LinkId,
+    },
     /// TCP, TLS and the handshake did not complete within the timeout.
-    ConnectTimeout { link: LinkId },
+    ConnectTimeout {
+        /// The link.
+        link: LinkId,
+    },
     /// `AT+WSSEND`'s data was not written within its timeout.
-    SendTimeout { link: LinkId },
+    SendTimeout {
+        /// The link.
+        link: LinkId,
+    },
     /// This many older entries were dropped (nobody asked for them).
     Dropped(u64),
 }

@@ -32,10 +32,15 @@ impl Chunk {
 /// straight to where it goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChunkRef<'a> {
+    /// The frame's opcode (0 for continuation frames).
     pub opcode: u8,
+    /// The frame's FIN bit.
     pub fin: bool,
+    /// The frame's whole payload length.
     pub payload_len: u64,
+    /// Where `data` starts in the frame's payload.
     pub payload_offset: u64,
+    /// Unmasked, in the decoder's buffer.
     pub data: &'a [u8],
 }
 
@@ -45,6 +50,7 @@ impl ChunkRef<'_> {
         self.payload_offset + self.data.len() as u64 == self.payload_len
     }
 
+    /// A copy that owns its data.
     pub fn to_owned(&self) -> Chunk {
         Chunk {
             opcode: self.opcode,
@@ -59,18 +65,29 @@ impl ChunkRef<'_> {
 /// A violation of RFC 6455 by the server; the connection must fail with `close_code`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProtocolError {
+    /// A server frame with the mask bit.
     MaskedFrame,
+    /// RSV1..3 set (no extension was agreed).
     ReservedBits,
+    /// Opcode 3..7 or 0xB..0xF.
     ReservedOpcode,
+    /// A control frame without FIN.
     FragmentedControl,
+    /// A control frame over 125 bytes.
     ControlTooLong,
+    /// A continuation frame outside a fragmented message.
     UnexpectedContinuation,
+    /// A new message inside a fragmented one.
     UnfinishedMessage,
+    /// A 64-bit length with the top bit set.
     LengthTooLarge,
+    /// A close frame with a 1-byte payload.
     BadClosePayload,
+    /// A close frame with a code a peer may not send.
     BadCloseCode,
     /// A close frame's reason is not UTF-8.
     BadCloseReason,
+    /// A text message that is not UTF-8.
     InvalidUtf8,
 }
 

@@ -17,6 +17,7 @@ const MAX_HEADERS: usize = 64;
 
 /// What goes into the handshake request besides the fixed headers.
 pub struct RequestParams<'a> {
+    /// Where the request goes (host, port, resource, credentials).
     pub uri: &'a WsUri,
     /// 16 random bytes; sent base64-encoded as `Sec-WebSocket-Key`.
     pub key: [u8; 16],
@@ -109,6 +110,7 @@ pub fn accept_key(key_b64: &[u8]) -> String {
     B64.encode(sha.finalize())
 }
 
+/// Why a server's handshake response was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HandshakeError {
     /// Not a parseable HTTP/1.1 response.

@@ -7,11 +7,17 @@ use core::fmt;
 /// A frame's opcode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Opcode {
+    /// 0x0: the next frame of a fragmented message.
     Continuation,
+    /// 0x1.
     Text,
+    /// 0x2.
     Binary,
+    /// 0x8.
     Close,
+    /// 0x9.
     Ping,
+    /// 0xA.
     Pong,
     /// 3..=7 and 0xB..=0xF.
     Reserved(u8),
@@ -72,12 +78,15 @@ impl fmt::Display for Opcode {
 /// is complete; what is allowed is the decoder's business.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Header {
+    /// The last frame of its message.
     pub fin: bool,
     /// RSV1..RSV3, as bits 2..0.
     pub rsv: u8,
+    /// What the frame carries.
     pub opcode: Opcode,
     /// The masking key (frames from a client).
     pub mask: Option<[u8; 4]>,
+    /// The payload's length.
     pub payload_len: u64,
 }
 

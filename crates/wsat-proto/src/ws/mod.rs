@@ -17,11 +17,17 @@ pub use uri::{parse_ws_uri, UriError, WsUri};
 
 /// Opcodes of RFC 6455 §5.2.
 pub mod opcode {
+    /// The next frame of a fragmented message.
     pub const CONTINUATION: u8 = 0x0;
+    /// A text frame.
     pub const TEXT: u8 = 0x1;
+    /// A binary frame.
     pub const BINARY: u8 = 0x2;
+    /// A close frame.
     pub const CLOSE: u8 = 0x8;
+    /// A ping.
     pub const PING: u8 = 0x9;
+    /// A pong.
     pub const PONG: u8 = 0xA;
 
     /// Close, ping, pong and the reserved 0xB..=0xF.
@@ -32,8 +38,12 @@ pub mod opcode {
 
 /// Close status codes of RFC 6455 §7.4.1 that the client sends.
 pub mod close_code {
+    /// The purpose of the connection is fulfilled.
     pub const NORMAL: u16 = 1000;
+    /// The peer broke the protocol.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message that is not UTF-8.
     pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A message too big to process.
     pub const TOO_BIG: u16 = 1009;
 }
