@@ -153,3 +153,61 @@ async fn fifty_megabytes_to_a_slow_host_arrive_whole_in_bounded_memory() {
     );
     host.alive().await;
 }
+
+/// A host that reads nothing for three times the pong timeout, while the
+/// server keeps sending (and answers pings, queued behind its data): the
+/// modem stops reading the socket, so the pongs wait unread, and the pong
+/// timeout must not count meanwhile. Every byte arrives, in order, and the
+/// link is never reported lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_stalled_past_the_pong_timeout_loses_nothing() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    const STALL_TOTAL: usize = 16 * 1024 * 1024;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("ws://{}", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+        let (mut sink, mut stream) = ws.split();
+        // Reading answers the modem's pings (tungstenite queues the pongs).
+        let reader = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
+        for n in 0..STALL_TOTAL / FRAME {
+            let payload: Vec<u8> = (n * FRAME..(n + 1) * FRAME).map(pattern).collect();
+            sink.send(Message::Binary(payload.into())).await.unwrap();
+        }
+        (sink, reader)
+    });
+
+    let (_wsat, addr) = Proc::tcp(&[]);
+    let stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let mut host = Host { stream };
+    host.expect(b"\r\nready\r\n").await;
+    host.at("ATE0", b"ATE0\r\n\r\nOK\r\n").await;
+    // A ping every second, its pong due within 2 s.
+    host.at("AT+WSCFG=0,1,2,16384", b"\r\nOK\r\n").await;
+    host.open(0, &uri).await;
+    // The stall: 3 × the pong timeout, reading nothing.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let mut reports = Reports::default();
+    let mut buf = vec![0u8; 256 * 1024];
+    while reports.checked < STALL_TOTAL {
+        let n = timeout(WAIT, host.stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("stalled after {} bytes", reports.checked))
+            .unwrap();
+        assert!(n > 0, "AT port closed after {} bytes", reports.checked);
+        // Anything but +WS_DATA (a +WS_DISCONNECTED) fails here.
+        reports.feed(&buf[..n]);
+    }
+    let _ = timeout(WAIT, server).await.unwrap().unwrap();
+    // The link is still up: keepalive goes on.
+    host.at(
+        "AT+WSOPEN?",
+        format!("+WSOPEN:0,2,\"{uri}\"\r\n\r\nOK\r\n").as_bytes(),
+    )
+    .await;
+}

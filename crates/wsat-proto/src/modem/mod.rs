@@ -194,7 +194,7 @@ const COMPACT_AFTER: usize = 64 * 1024;
 
 /// How long a line ended by a lone CR waits for an LF (with echo on), on
 /// top of two byte times at the port's rate.
-const LF_WAIT_MS: u64 = 20;
+const LF_WAIT_MS: u64 = 100;
 
 /// Log entries kept for [`Modem::poll_log`]; older ones are dropped (and
 /// counted) so a runtime that never asks cannot grow memory.

@@ -210,8 +210,8 @@ fn echo_is_byte_for_byte_as_received() {
     assert_eq!(rig.input(b"\n"), b"\n\r\nOK\r\n");
     // A lone CR with nothing after it ends the line after a short wait.
     assert_eq!(rig.input(b"AT\r"), b"AT\r");
-    assert_eq!(rig.advance_to(21), b"");
-    assert_eq!(rig.advance_to(22), b"\r\nOK\r\n");
+    assert_eq!(rig.advance_to(101), b"");
+    assert_eq!(rig.advance_to(102), b"\r\nOK\r\n");
     // Its LF, should it come late after all, is skipped; a CR followed by
     // anything else ends its line at once.
     assert_eq!(

@@ -20,6 +20,8 @@ pub enum Answer {
     Status200,
     /// `101` with a wrong `Sec-WebSocket-Accept`.
     WrongAccept,
+    /// The request is read, and never answered.
+    Silent,
 }
 
 pub struct RawListener {
@@ -100,6 +102,7 @@ impl RawConn {
             _ => derive_accept_key(key.as_bytes()),
         };
         let response = match answer {
+            Answer::Silent => return,
             Answer::Status200 => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_string(),
             _ => format!(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
