@@ -7,7 +7,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
-use wsat_proto::{LinkId, TlsParams};
+use wsat_proto::{LinkId, TlsPolicy};
 
 use crate::tls::{self, TlsOptions};
 
@@ -45,7 +45,7 @@ pub struct Target {
     pub host: String,
     pub port: u16,
     /// `Some` for `wss://`.
-    pub tls: Option<TlsParams>,
+    pub tls: Option<TlsPolicy>,
     pub tls_options: TlsOptions,
 }
 
