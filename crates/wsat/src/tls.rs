@@ -329,106 +329,24 @@ impl ServerCertVerifier for CaVerifier {
     }
 }
 
-/// webpki's refusal of a CA certificate as the server's own. rustls passes
-/// it on only as text; the unit tests pin that text.
+/// webpki's refusal of a CA certificate as the server's own, which rustls
+/// has no variant for: it passes the webpki error on boxed in `Other`.
 fn is_ca_used_as_end_entity(error: &OtherError) -> bool {
-    error.0.to_string() == "CaUsedAsEndEntity"
+    matches!(
+        error.0.downcast_ref::<webpki::Error>(),
+        Some(webpki::Error::CaUsedAsEndEntity)
+    )
 }
 
 /// A DER certificate's validity period (notBefore, notAfter), in seconds
 /// since the Unix epoch; `None` when it does not parse.
 fn validity(cert: &[u8]) -> Option<(i64, i64)> {
-    const SEQUENCE: u8 = 0x30;
-    let (SEQUENCE, cert, _) = der_item(cert)? else {
-        return None;
-    };
-    let (SEQUENCE, tbs, _) = der_item(cert)? else {
-        return None;
-    };
-    let mut rest = tbs;
-    // The optional `[0] version`, then serialNumber, signature, issuer.
-    if let (0xA0, _, after) = der_item(rest)? {
-        rest = after;
-    }
-    for tag in [0x02, SEQUENCE, SEQUENCE] {
-        let (found, _, after) = der_item(rest)?;
-        if found != tag {
-            return None;
-        }
-        rest = after;
-    }
-    let (SEQUENCE, validity, _) = der_item(rest)? else {
-        return None;
-    };
-    let (tag, not_before, rest) = der_item(validity)?;
-    let not_before = der_time(tag, not_before)?;
-    let (tag, not_after, _) = der_item(rest)?;
-    Some((not_before, der_time(tag, not_after)?))
-}
-
-/// One DER item: (tag, contents, what follows). Single-byte tags only,
-/// which is all a certificate's outer structure uses.
-fn der_item(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let n = usize::from(first & 0x7F);
-        if n == 0 || n > 4 || rest.len() < n {
-            return None;
-        }
-        let (len, rest) = rest.split_at(n);
-        let len = len.iter().fold(0usize, |acc, &b| acc << 8 | usize::from(b));
-        (len, rest)
-    };
-    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
-}
-
-/// A DER UTCTime (`YYMMDDHHMMSSZ`) or GeneralizedTime (`YYYYMMDDHHMMSSZ`)
-/// in seconds since the Unix epoch.
-fn der_time(tag: u8, value: &[u8]) -> Option<i64> {
-    let (year, rest) = match tag {
-        0x17 => {
-            // RFC 5280: two-digit years 50-99 are 19xx.
-            let yy = digits(value.get(..2)?)?;
-            (if yy < 50 { 2000 + yy } else { 1900 + yy }, &value[2..])
-        }
-        0x18 => (digits(value.get(..4)?)?, &value[4..]),
-        _ => return None,
-    };
-    if rest.len() != 11 || rest[10] != b'Z' {
-        return None;
-    }
-    let field = |i: usize| digits(&rest[i..i + 2]);
-    let (month, day) = (field(0)?, field(2)?);
-    let (hour, minute, second) = (field(4)?, field(6)?, field(8)?);
-    let in_range = (1..=12).contains(&month)
-        && (1..=31).contains(&day)
-        && hour <= 23
-        && minute <= 59
-        && second <= 60;
-    if !in_range {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86_400 + hour * 3_600 + minute * 60 + second)
-}
-
-fn digits(text: &[u8]) -> Option<i64> {
-    text.iter().try_fold(0i64, |acc, &c| {
-        c.is_ascii_digit().then(|| acc * 10 + i64::from(c - b'0'))
-    })
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's
-/// algorithm).
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let year_of_era = year - era * 400;
-    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    era * 146_097 + day_of_era - 719_468
+    let (_, cert) = x509_parser::parse_x509_certificate(cert).ok()?;
+    let validity = cert.validity();
+    Some((
+        validity.not_before.timestamp(),
+        validity.not_after.timestamp(),
+    ))
 }
 
 #[cfg(test)]
@@ -928,17 +846,6 @@ mod tests {
         assert_eq!(validity(b""), None);
         assert_eq!(validity(&[0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF]), None);
         assert_eq!(validity(&[0x30, 0x80]), None);
-        assert_eq!(der_time(0x17, b"991231235959Z"), Some(946_684_799));
-        assert_eq!(der_time(0x18, b"20000229000000Z"), Some(951_782_400));
-        for bad in [
-            &b"991231235959"[..],
-            b"991331235959Z",
-            b"9912312359Z",
-            b"99123123595+Z",
-        ] {
-            assert_eq!(der_time(0x17, bad), None, "{bad:?}");
-        }
-        assert_eq!(der_time(0x04, b"991231235959Z"), None);
     }
 
     #[tokio::test]
