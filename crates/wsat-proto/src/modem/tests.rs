@@ -680,16 +680,11 @@ fn each_auth_mode_maps_to_its_tls_policy() {
         let line = format!("AT+WSCFG=0,30,60,4096,{mode},0,0");
         assert_eq!(rig.at(&line), b"\r\nOK\r\n", "{line}");
         assert_eq!(rig.at("AT+WSOPEN=0,\"wss://example.com/\""), b"");
-        assert_eq!(
-            rig.actions(),
-            vec![NetAction::Connect {
-                link: 0,
-                host: "example.com".into(),
-                port: 443,
-                tls: Some(TlsPolicy { server, client }),
-            }],
-            "mode {mode}"
-        );
+        let actions = rig.actions();
+        let [NetAction::Connect { tls, .. }] = &actions[..] else {
+            panic!("mode {mode}: {actions:?}");
+        };
+        assert_eq!(tls, &Some(TlsPolicy { server, client }), "mode {mode}");
     }
 }
 
