@@ -75,6 +75,7 @@ pub mod testing;
 pub mod ws;
 
 pub use modem::{
-    Direction, LinkId, Log, Modem, ModemOptions, NetAction, NetEvent, Platform, TlsParams,
-    UartConfig, HOST_INPUT_BOUND, HOST_OUTPUT_BOUND, LINK_COUNT, LOG_PREVIEW,
+    ClientIdentity, Direction, LinkId, Log, Modem, ModemOptions, NetAction, NetEvent, Platform,
+    ServerVerification, TlsPolicy, UartConfig, HOST_INPUT_BOUND, HOST_OUTPUT_BOUND, LINK_COUNT,
+    LOG_PREVIEW,
 };

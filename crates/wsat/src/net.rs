@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use wsat_proto::{LinkId, TlsParams};
+use wsat_proto::{LinkId, TlsPolicy};
 
 use crate::tls::{self, TlsOptions};
 
@@ -30,7 +30,7 @@ pub(crate) struct Target {
     pub host: String,
     pub port: u16,
     /// `Some` for `wss://`.
-    pub tls: Option<TlsParams>,
+    pub tls: Option<TlsPolicy>,
     pub tls_options: TlsOptions,
 }
 

@@ -16,6 +16,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use tokio::runtime::{Handle, RuntimeFlavor};
 use wsat_proto::pki;
 
 /// Files larger than this are refused when read: no certificate is this big,
@@ -146,6 +147,8 @@ impl PkiStore {
 
     // The same operations shaped like `wsat_proto::Platform`'s store
     // methods: failures are logged here and the modem sees a plain no.
+    // The core calls them synchronously from a modem's task, so the ones
+    // that flush to disk run through `off_the_async_worker`.
 
     /// [`PkiStore::read`] for `Platform::store_read`.
     pub fn store_read(&self, namespace: &str, key: &str) -> Option<Vec<u8>> {
@@ -157,7 +160,7 @@ impl PkiStore {
 
     /// [`PkiStore::write`] for `Platform::store_write`.
     pub fn store_write(&self, namespace: &str, key: &str, data: &[u8]) -> bool {
-        self.write(namespace, key, data)
+        off_the_async_worker(|| self.write(namespace, key, data))
             .inspect_err(|e| tracing::warn!("certificate store: writing {key}: {e}"))
             .is_ok()
     }
@@ -165,7 +168,7 @@ impl PkiStore {
     /// [`PkiStore::erase`] for `Platform::store_erase`.
     pub fn store_erase(&self, namespace: &str, key: Option<&str>) -> bool {
         let what = key.unwrap_or(namespace);
-        self.erase(namespace, key)
+        off_the_async_worker(|| self.erase(namespace, key))
             .inspect_err(|e| tracing::warn!("certificate store: erasing {what}: {e}"))
             .unwrap_or(false)
     }
@@ -184,6 +187,22 @@ impl PkiStore {
             return Err(invalid_name("key", key));
         }
         Ok(self.dir.join(namespace).join(format!("{key}{EXTENSION}")))
+    }
+}
+
+/// Runs `work`, which blocks on the disk (an fsync takes milliseconds, far
+/// longer on a busy or slow disk), without stalling the other modems whose
+/// tasks share this worker thread. On a multi-thread runtime,
+/// `block_in_place` first hands this worker's other tasks to another
+/// thread. On a current-thread runtime that is impossible (it panics
+/// there): every modem shares the one thread anyway, so the work just runs,
+/// as it does outside any runtime, where nothing else waits.
+fn off_the_async_worker<T>(work: impl FnOnce() -> T) -> T {
+    match Handle::try_current() {
+        Ok(runtime) if runtime.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(work)
+        }
+        _ => work(),
     }
 }
 
@@ -409,6 +428,61 @@ mod tests {
             store.read("wss_key", "wss_key.0").unwrap(),
             Some(b"k".to_vec())
         );
+    }
+
+    /// On a one-worker multi-thread runtime, a task blocked in
+    /// `off_the_async_worker` does not keep another task from running: the
+    /// blocked work waits for that task, and would time out without the
+    /// hand-over.
+    #[test]
+    fn blocking_work_leaves_the_worker_to_other_tasks() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (started_tx, started) = tokio::sync::oneshot::channel();
+            let (tx, rx) = mpsc::channel();
+            let blocked = tokio::spawn(async move {
+                off_the_async_worker(|| {
+                    started_tx.send(()).unwrap();
+                    rx.recv_timeout(Duration::from_secs(10))
+                })
+            });
+            started.await.unwrap();
+            tokio::spawn(async move { tx.send(()).unwrap() })
+                .await
+                .unwrap();
+            assert_eq!(blocked.await.unwrap(), Ok(()));
+        });
+    }
+
+    /// The store's writes from a modem's task on either runtime, and from
+    /// no runtime at all.
+    #[test]
+    fn platform_writes_work_in_any_runtime_or_none() {
+        let (_temp, store) = store();
+        assert!(store.store_write("wss_ca", "wss_ca.0", b"none"));
+        assert!(store.store_erase("wss_ca", Some("wss_ca.0")));
+        let multi = tokio::runtime::Builder::new_multi_thread().build().unwrap();
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        for (runtime, value) in [(multi, b"multi"), (current, b"curnt")] {
+            let store = store.clone();
+            let task = runtime.spawn(async move {
+                let written = store.store_write("wss_ca", "wss_ca.1", value);
+                let read = store.store_read("wss_ca", "wss_ca.1");
+                let erased = store.store_erase("wss_ca", None);
+                (written, read, erased, store.store_keys("wss_ca"))
+            });
+            let (written, read, erased, left) = runtime.block_on(task).unwrap();
+            assert!(written && erased);
+            assert_eq!(read.as_deref(), Some(&value[..]));
+            assert!(left.is_empty());
+        }
     }
 
     #[test]

@@ -4,27 +4,30 @@
 //! One line per event:
 //!
 //! ```text
-//! 12:00:01.123456 m1 at-rx "AT+WSSEND=0,4\r\n"        bytes from the host
-//! 12:00:01.123502 m1 at-tx "\r\nOK\r\n\r\n>"           bytes to the host
-//! 12:00:01.124010 m1 link0 connect 127.0.0.1:8765
-//! 12:00:01.124300 m1 link0 tx http "GET / HTTP/1.1"
-//! 12:00:01.125001 m1 link0 rx http "HTTP/1.1 101 Switching Protocols"
-//! 12:00:01.125900 m1 link0 tx frame TEXT fin=1 len=4 masked "test"
+//! 2026-12-01T12:00:01.123456Z m1 at-rx "AT+WSSEND=0,4\r\n"    bytes from the host
+//! 2026-12-01T12:00:01.123502Z m1 at-tx "\r\nOK\r\n\r\n>"       bytes to the host
+//! 2026-12-01T12:00:01.124010Z m1 link0 connect 127.0.0.1:8765
+//! 2026-12-01T12:00:01.124300Z m1 link0 tx http "GET / HTTP/1.1"
+//! 2026-12-01T12:00:01.125001Z m1 link0 rx http "HTTP/1.1 101 Switching Protocols"
+//! 2026-12-01T12:00:01.125900Z m1 link0 tx frame TEXT fin=1 len=4 masked "test"
 //! ```
 //!
-//! Times are UTC; `m<n>` numbers the modems of this process (one per `--tcp`
-//! connection). Printable ASCII is shown as is, `\r \n \t \\ \"` escaped and
-//! every other byte as `\xNN`. Frame lines show the first bytes of the
-//! payload, unmasked. The frames and HTTP heads are what the core logged
-//! ([`wsat_proto::Log`]): nothing here parses the wire.
+//! Times are RFC 3339 UTC dates and times to the microsecond; `m<n>`
+//! numbers the modems of this process (one per `--tcp` connection).
+//! Printable ASCII is shown as is, `\r \n \t \\ \"` escaped and every other
+//! byte as `\xNN`. Frame lines show the first bytes of the payload, unmasked.
+//! The frames and HTTP heads are what the core logged ([`wsat_proto::Log`]):
+//! nothing here parses the wire.
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, Write as _};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use time::format_description::BorrowedFormatItem;
+use time::macros::format_description;
+use time::OffsetDateTime;
 use wsat_proto::ws::Header;
 use wsat_proto::{Direction, LinkId, UartConfig, LOG_PREVIEW};
 
@@ -160,42 +163,33 @@ fn frame_line(header: &Header, preview: &[u8]) -> String {
     )
 }
 
-/// UTC time of day with microseconds.
+/// The RFC 3339 form of a trace line's time: UTC, microseconds.
+const STAMP: &[BorrowedFormatItem<'_>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+
+/// The time now, as [`STAMP`] says (`2026-12-01T12:00:01.123456Z`).
 struct Clock;
 
 impl std::fmt::Display for Clock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let secs = now.as_secs() % 86_400;
-        write!(
-            f,
-            "{:02}:{:02}:{:02}.{:06}",
-            secs / 3600,
-            secs % 3600 / 60,
-            secs % 60,
-            now.subsec_micros()
-        )
+        let now = OffsetDateTime::now_utc().format(STAMP);
+        f.write_str(&now.map_err(|_| std::fmt::Error)?)
     }
 }
 
-/// Bytes as a quoted, escaped string.
+/// Bytes as a quoted, escaped string: [`u8::escape_ascii`], except that `'`
+/// stays as it is (`escape_ascii` writes `\'`, which a string quoted with
+/// `"` does not need, and the trace never had).
 pub struct Escaped<'a>(pub &'a [u8]);
 
 impl std::fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_char('"')?;
-        for &b in self.0 {
-            match b {
-                b'\r' => f.write_str("\\r")?,
-                b'\n' => f.write_str("\\n")?,
-                b'\t' => f.write_str("\\t")?,
-                b'\\' => f.write_str("\\\\")?,
-                b'"' => f.write_str("\\\"")?,
-                0x20..=0x7e => f.write_char(char::from(b))?,
-                _ => write!(f, "\\x{b:02x}")?,
+        for (i, part) in self.0.split(|&b| b == b'\'').enumerate() {
+            if i > 0 {
+                f.write_char('\'')?;
             }
+            write!(f, "{}", part.escape_ascii())?;
         }
         f.write_char('"')
     }
@@ -212,6 +206,22 @@ mod tests {
             Escaped(b"AT\r\n\"\\\x00\xff ok").to_string(),
             r#""AT\r\n\"\\\x00\xff ok""#
         );
+        assert_eq!(
+            Escaped(b"'it's'\t\x7f\x1b").to_string(),
+            r#""'it's'\t\x7f\x1b""#
+        );
+    }
+
+    #[test]
+    fn clock_is_rfc_3339_utc_to_the_microsecond() {
+        let stamp = Clock.to_string();
+        let b = stamp.as_bytes();
+        assert_eq!(stamp.len(), 27, "{stamp}");
+        for (i, c) in [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')] {
+            assert_eq!(b[i], c, "{stamp}");
+        }
+        assert_eq!((b[19], b[26]), (b'.', b'Z'), "{stamp}");
+        assert!(stamp[20..26].bytes().all(|c| c.is_ascii_digit()), "{stamp}");
     }
 
     #[test]

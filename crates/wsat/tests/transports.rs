@@ -225,9 +225,12 @@ async fn serial_device_and_uart_cur_with_a_trace() {
     }
     // Every line is timestamped.
     for line in log.lines() {
-        let stamp = line.split(' ').next().unwrap();
+        // RFC 3339 UTC to the microsecond: 2026-12-01T12:00:01.123456Z.
+        let stamp = line.split(' ').next().unwrap().as_bytes();
         assert!(
-            stamp.len() == 15 && stamp.as_bytes()[2] == b':' && stamp.as_bytes()[8] == b'.',
+            stamp.len() == 27
+                && (stamp[4], stamp[10], stamp[13], stamp[19]) == (b'-', b'T', b':', b'.')
+                && stamp[26] == b'Z',
             "{line}"
         );
     }

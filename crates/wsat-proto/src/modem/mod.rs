@@ -113,18 +113,46 @@ impl Default for ModemOptions {
     }
 }
 
-/// TLS material and policy for a `wss://` link, from `AT+WSCFG`.
+/// What a `wss://` link verifies and presents, from `AT+WSCFG`. The core
+/// maps ESP-AT's auth_mode to it, once, so the runtime only carries it out:
+///
+/// | auth_mode | `server` | `client` |
+/// |---|---|---|
+/// | 0 (default) | [`ServerVerification::None`] | `None` |
+/// | 1 | [`ServerVerification::None`] | `Some` |
+/// | 2 | [`ServerVerification::Ca`] | `None` |
+/// | 3 | [`ServerVerification::Ca`] | `Some` |
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TlsParams {
-    /// `AT+WSCFG` auth_mode 0..=3.
-    pub auth_mode: u8,
-    /// PEM client certificate (modes 1 and 3).
-    pub client_cert: Option<Vec<u8>>,
-    /// PEM private key (modes 1 and 3).
-    pub client_key: Option<Vec<u8>>,
-    /// PEM CA certificate(s) to verify the server against (modes 2 and 3).
-    pub ca: Option<Vec<u8>>,
+pub struct TlsPolicy {
+    /// How the server's certificate is checked.
+    pub server: ServerVerification,
+    /// The certificate shown to a server that asks for one; `None` shows none.
+    pub client: Option<ClientIdentity>,
 }
+
+/// How the server's certificate is checked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ServerVerification {
+    /// Not at all: any certificate is accepted (the handshake's signatures
+    /// must still be made with its key).
+    #[default]
+    None,
+    /// Its chain must lead to one of these CA certificates (PEM, several may
+    /// follow each other; or one DER object) and be within its dates.
+    Ca(Vec<u8>),
+}
+
+/// A client certificate and its private key, PEM (or each one DER object).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// The certificate, or a chain starting with it.
+    pub cert: Vec<u8>,
+    /// Its private key.
+    pub key: Vec<u8>,
+}
+
+/// The old name, for `link.rs` until it says [`TlsPolicy`] itself.
+pub(crate) type TlsParams = TlsPolicy;
 
 /// Something that happened on a link's connection, reported by the runtime.
 #[derive(Debug, PartialEq, Eq)]
@@ -156,7 +184,7 @@ pub enum NetAction {
         /// The TCP port.
         port: u16,
         /// `Some` for `wss://`: wrap the TCP stream in TLS with these settings.
-        tls: Option<TlsParams>,
+        tls: Option<TlsPolicy>,
     },
     /// Write these bytes to the link's connection, after earlier sends.
     /// Answer with [`NetEvent::Sent`] once they are written.

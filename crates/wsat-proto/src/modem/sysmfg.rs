@@ -7,7 +7,7 @@ use alloc::format;
 use alloc::vec::Vec;
 
 use super::commands::{Form, Reply};
-use super::{DataTarget, Modem, TlsParams};
+use super::{ClientIdentity, DataTarget, Modem, ServerVerification, TlsPolicy};
 use crate::at::{Args, AtError, ErrorKind};
 use crate::pki;
 
@@ -157,28 +157,33 @@ impl Modem {
         }
     }
 
-    /// TLS material for `auth_mode`, read from the store now, as ESP-AT
-    /// does: a change to the store affects the next `AT+WSCFG`, not this one.
-    /// What is missing is printed (certificate, key, CA, in that order)
-    /// before the `ERROR`.
+    /// The TLS policy of ESP-AT's `auth_mode` (0..=3), its material read
+    /// from the store now, as ESP-AT does: a change to the store affects the
+    /// next `AT+WSCFG`, not this one. What is missing is printed
+    /// (certificate, key, CA, in that order) before the `ERROR`.
+    ///
+    /// The one place that knows what the modes mean: 1 and 3 present client
+    /// certificate `pki`, 2 and 3 verify the server against CA `ca`.
     pub(super) fn load_tls(
         &mut self,
         auth_mode: u8,
         pki: u8,
         ca: u8,
-    ) -> Result<TlsParams, AtError> {
-        let mut params = TlsParams {
-            auth_mode,
-            ..TlsParams::default()
+    ) -> Result<TlsPolicy, AtError> {
+        let client = if matches!(auth_mode, 1 | 3) {
+            Some(ClientIdentity {
+                cert: self.load_entry(pki::CERT, pki, b"NO CERT FOUND\r\n")?,
+                key: self.load_entry(pki::KEY, pki, b"NO PRVT_KEY FOUND\r\n")?,
+            })
+        } else {
+            None
         };
-        if matches!(auth_mode, 1 | 3) {
-            params.client_cert = Some(self.load_entry(pki::CERT, pki, b"NO CERT FOUND\r\n")?);
-            params.client_key = Some(self.load_entry(pki::KEY, pki, b"NO PRVT_KEY FOUND\r\n")?);
-        }
-        if matches!(auth_mode, 2 | 3) {
-            params.ca = Some(self.load_entry(pki::CA, ca, b"NO CA FOUND\r\n")?);
-        }
-        Ok(params)
+        let server = if matches!(auth_mode, 2 | 3) {
+            ServerVerification::Ca(self.load_entry(pki::CA, ca, b"NO CA FOUND\r\n")?)
+        } else {
+            ServerVerification::None
+        };
+        Ok(TlsPolicy { server, client })
     }
 
     fn load_entry(

@@ -648,14 +648,44 @@ fn wscfg_reads_the_material_when_it_runs() {
             link: 1,
             host: "example.com".into(),
             port: 443,
-            tls: Some(TlsParams {
-                auth_mode: 3,
-                client_cert: Some(b"CERT".to_vec()),
-                client_key: Some(b"KEY".to_vec()),
-                ca: Some(b"CA".to_vec()),
+            tls: Some(TlsPolicy {
+                server: ServerVerification::Ca(b"CA".to_vec()),
+                client: Some(ClientIdentity {
+                    cert: b"CERT".to_vec(),
+                    key: b"KEY".to_vec(),
+                }),
             }),
         }]
     );
+}
+
+#[test]
+fn each_auth_mode_maps_to_its_tls_policy() {
+    let identity = ClientIdentity {
+        cert: b"CERT".to_vec(),
+        key: b"KEY".to_vec(),
+    };
+    let ca = ServerVerification::Ca(b"CA".to_vec());
+    let cases = [
+        (0, ServerVerification::None, None),
+        (1, ServerVerification::None, Some(identity.clone())),
+        (2, ca.clone(), None),
+        (3, ca, Some(identity)),
+    ];
+    for (mode, server, client) in cases {
+        let mut rig = Rig::quiet();
+        rig.sysmfg_write("wss_cert", "wss_cert.0", b"CERT");
+        rig.sysmfg_write("wss_key", "wss_key.0", b"KEY");
+        rig.sysmfg_write("wss_ca", "wss_ca.0", b"CA");
+        let line = format!("AT+WSCFG=0,30,60,4096,{mode},0,0");
+        assert_eq!(rig.at(&line), b"\r\nOK\r\n", "{line}");
+        assert_eq!(rig.at("AT+WSOPEN=0,\"wss://example.com/\""), b"");
+        let actions = rig.actions();
+        let [NetAction::Connect { tls, .. }] = &actions[..] else {
+            panic!("mode {mode}: {actions:?}");
+        };
+        assert_eq!(tls, &Some(TlsPolicy { server, client }), "mode {mode}");
+    }
 }
 
 #[test]

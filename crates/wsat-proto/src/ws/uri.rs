@@ -112,33 +112,7 @@ fn is_scheme(s: &str) -> bool {
 
 /// `%XX` → byte; a `%` not followed by two hex digits stays as it is.
 fn percent_decode(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            if let (Some(h), Some(l)) = (
-                b.get(i + 1).and_then(|&x| hex(x)),
-                b.get(i + 2).and_then(|&x| hex(x)),
-            ) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(c);
-        i += 1;
-    }
-    out
-}
-
-fn hex(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
+    percent_encoding::percent_decode_str(s).collect()
 }
 
 #[cfg(test)]
