@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use super::{Direction, Input, Log, LogQueue, Modem, Wait, LOG_PREVIEW};
 use crate::at::{self, AtError};
-use crate::modem::{LinkId, NetAction, NetEvent, Platform, TlsParams, LINK_COUNT};
+use crate::modem::{LinkId, NetAction, NetEvent, Platform, TlsPolicy, LINK_COUNT};
 use crate::ws::{self, close_code, opcode, ChunkRef, FrameDecoder, Header, Opcode, WsUri};
 
 /// A lost link tries to reconnect after this long (ESP-AT's 10 s).
@@ -30,7 +30,7 @@ pub(super) struct LinkConfig {
     pub ping_interval_ms: u64,
     pub pong_timeout_ms: u64,
     pub buffer_size: usize,
-    pub tls: TlsParams,
+    pub tls: TlsPolicy,
 }
 
 impl Default for LinkConfig {
@@ -39,7 +39,7 @@ impl Default for LinkConfig {
             ping_interval_ms: 10_000,
             pong_timeout_ms: 120_000,
             buffer_size: 1024,
-            tls: TlsParams::default(),
+            tls: TlsPolicy::default(),
         }
     }
 }
@@ -972,20 +972,10 @@ fn write_data_report(out: &mut Vec<u8>, link: LinkId, format: DataFormat, chunk:
     }
 }
 
-/// Appends `value` in decimal, without the allocation of `format!`: this
-/// runs for every received chunk.
-fn push_decimal(out: &mut Vec<u8>, mut value: u64) {
-    let mut digits = [0u8; 20];
-    let mut start = digits.len();
-    loop {
-        start -= 1;
-        digits[start] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[start..]);
+/// Appends `value` in decimal (itoa: no allocation, this runs for every
+/// received chunk).
+fn push_decimal(out: &mut Vec<u8>, value: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(value).as_bytes());
 }
 
 #[cfg(test)]

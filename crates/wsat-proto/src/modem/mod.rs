@@ -151,9 +151,6 @@ pub struct ClientIdentity {
     pub key: Vec<u8>,
 }
 
-/// The old name, for `link.rs` until it says [`TlsPolicy`] itself.
-pub(crate) type TlsParams = TlsPolicy;
-
 /// Something that happened on a link's connection, reported by the runtime.
 #[derive(Debug, PartialEq, Eq)]
 pub enum NetEvent<'a> {

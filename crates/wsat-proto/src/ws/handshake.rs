@@ -44,8 +44,8 @@ pub fn build_request(params: &RequestParams<'_>) -> (Vec<u8>, String) {
     };
 
     line(&[b"GET ", uri.resource.as_bytes(), b" HTTP/1.1"]);
-    let port = u16_dec(uri.port);
-    let port = port.as_slice();
+    let mut digits = itoa::Buffer::new();
+    let port = digits.format(uri.port).as_bytes();
     if uri.host.contains(':') {
         line(&[b"Host: [", uri.host.as_bytes(), b"]:", port]);
     } else {
@@ -86,20 +86,6 @@ pub fn build_request(params: &RequestParams<'_>) -> (Vec<u8>, String) {
     line(&[]);
 
     (out, accept_key(key.as_bytes()))
-}
-
-/// Decimal digits of a port, without allocating a String.
-fn u16_dec(mut n: u16) -> Vec<u8> {
-    let mut d = Vec::with_capacity(5);
-    loop {
-        d.push(b'0' + (n % 10) as u8);
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    d.reverse();
-    d
 }
 
 /// `base64(SHA-1(key_b64 + GUID))`.
@@ -326,13 +312,6 @@ mod tests {
         let req = text(&req);
         assert!(req.ends_with("\r\nuser-agent: mine\r\n\r\n"), "{req}");
         assert!(!req.contains("wsat"));
-    }
-
-    #[test]
-    fn port_digits() {
-        for (n, s) in [(0u16, "0"), (7, "7"), (80, "80"), (65535, "65535")] {
-            assert_eq!(u16_dec(n), s.as_bytes());
-        }
     }
 
     const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";

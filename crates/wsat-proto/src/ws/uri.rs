@@ -22,6 +22,7 @@ pub struct WsUri {
     pub basic_auth: Option<String>,
 }
 
+/// Why a URI was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum UriError {
     /// Not a URI at all.
