@@ -6,17 +6,24 @@
 //!   direct tokio-tungstenite client;
 //! - send and receive throughput of 16 KiB messages, and of every size from
 //!   16 B to 16 KiB for the figure, against the direct client;
+//! - the same 16 KiB throughputs against their physical floors: receive
+//!   through one raw TCP relay process (the hop the modem adds), and send as
+//!   a raw stop-and-wait exchange of the modem's own `AT+WSSEND` requests and
+//!   `SEND OK` answers;
 //! - peak resident memory of the modem process.
 //!
 //! The servers run in a separate process (this executable's hidden `server`
-//! subcommand); the modem is the release `wsat` binary.
+//! subcommand), the relay in another (`relay`); the modem is the release
+//! `wsat` binary.
 mod at;
 mod bench;
 mod plot;
 mod procs;
+mod relay;
 mod server;
 mod stats;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,7 +31,7 @@ use clap::{Parser, Subcommand};
 use plotters::style::RGBColor;
 
 use bench::Path as Via;
-use procs::{Server, Wsat};
+use procs::{Relay, Server, Wsat};
 use stats::{median, Latencies};
 
 /// Benchmarks of the wsat modem against a raw TCP echo and a direct
@@ -67,6 +74,13 @@ enum Command {
     /// The peer server process (started by the bench itself).
     #[command(hide = true)]
     Server,
+    /// The relay process of the receive floor (started by the bench itself).
+    #[command(hide = true)]
+    Relay {
+        /// Where every accepted connection is forwarded.
+        #[arg(long, value_name = "ADDR")]
+        upstream: SocketAddr,
+    },
 }
 
 /// How much work each measurement does.
@@ -119,8 +133,10 @@ const SWEEP_SIZES: [usize; 6] = [16, 64, 256, 1024, 4096, 16384];
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Server) = cli.command {
-        return server::run();
+    match cli.command {
+        Some(Command::Server) => return server::run(),
+        Some(Command::Relay { upstream }) => return relay::run(upstream),
+        None => {}
     }
     let plan = if cli.quick { &QUICK } else { &FULL };
     let wsat = procs::wsat_binary(cli.wsat.clone())?;
@@ -176,6 +192,10 @@ struct Report {
     direct_echo: Latencies,
     send: Pair,
     recv: Pair,
+    /// MB/s of the floors, 16 KiB messages: stop-and-wait send, and receive
+    /// through the relay.
+    send_floor: f64,
+    recv_floor: f64,
     sweep_send: Vec<(usize, Pair)>,
     sweep_recv: Vec<(usize, Pair)>,
     rss_idle: procs::Memory,
@@ -199,6 +219,7 @@ impl Pair {
 
 async fn run(plan: &Plan, wsat_bin: &Path) -> anyhow::Result<Report> {
     let server = Server::start()?;
+    let relay = Relay::start(server.ws)?;
     let wsat = Wsat::start(wsat_bin)?;
     let progress = |what: &str| eprintln!("wsat-bench: {what}");
 
@@ -233,20 +254,29 @@ async fn run(plan: &Plan, wsat_bin: &Path) -> anyhow::Result<Report> {
     };
 
     let modem = Via::Modem(wsat.addr);
-    progress("send throughput, 16 KiB messages");
-    let send = throughput_pair(
+    progress("send throughput, 16 KiB messages, vs direct client and stop-and-wait floor");
+    let [send_modem, send_direct, send_floor] = alternate(
         plan.bulk_runs,
+        [modem, Via::Direct, Via::StopAndWait(server.stop_and_wait)],
         |via| bench::send_throughput(via, server.ws, BULK_SIZE, plan.bulk_messages),
-        modem,
     )
     .await?;
-    progress("receive throughput, 16 KiB messages");
-    let recv = throughput_pair(
+    progress("receive throughput, 16 KiB messages, vs direct client and relay floor");
+    let [recv_modem, recv_direct, recv_floor] = alternate(
         plan.bulk_runs,
+        [modem, Via::Direct, Via::Relay(relay.addr)],
         |via| bench::recv_throughput(via, server.ws, BULK_SIZE, plan.bulk_messages),
-        modem,
     )
     .await?;
+    drop(relay);
+    let send = Pair {
+        modem: send_modem,
+        direct: send_direct,
+    };
+    let recv = Pair {
+        modem: recv_modem,
+        direct: recv_direct,
+    };
 
     progress("throughput by message size");
     let mut sweep_send = Vec::new();
@@ -307,6 +337,8 @@ async fn run(plan: &Plan, wsat_bin: &Path) -> anyhow::Result<Report> {
         direct_echo,
         send,
         recv,
+        send_floor,
+        recv_floor,
         sweep_send,
         sweep_recv,
         rss_idle,
@@ -323,20 +355,33 @@ async fn settle() {
 
 /// Runs the modem path and the direct client alternately, `runs` times
 /// each; the median MB/s of each.
-async fn throughput_pair<F, Fut>(runs: usize, mut measure: F, modem: Via) -> anyhow::Result<Pair>
+async fn throughput_pair<F, Fut>(runs: usize, measure: F, modem: Via) -> anyhow::Result<Pair>
 where
     F: FnMut(Via) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<f64>>,
 {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
+    let [modem, direct] = alternate(runs, [modem, Via::Direct], measure).await?;
+    Ok(Pair { modem, direct })
+}
+
+/// Runs `measure` on each of `paths` in turn, `runs` rounds; the median MB/s
+/// of each path, in the same order.
+async fn alternate<const N: usize, F, Fut>(
+    runs: usize,
+    paths: [Via; N],
+    mut measure: F,
+) -> anyhow::Result<[f64; N]>
+where
+    F: FnMut(Via) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<f64>>,
+{
+    let mut results: [Vec<f64>; N] = std::array::from_fn(|_| Vec::with_capacity(runs));
     for _ in 0..runs {
-        a.push(measure(modem).await?);
-        b.push(measure(Via::Direct).await?);
+        for (path, results) in paths.iter().zip(&mut results) {
+            results.push(measure(*path).await?);
+        }
     }
-    Ok(Pair {
-        modem: median(&a),
-        direct: median(&b),
-    })
+    Ok(results.map(|values| median(&values)))
 }
 
 impl Report {
@@ -404,12 +449,28 @@ impl Report {
             self.send.ratio(),
             &verdict(self.send.ratio() >= 0.3, "≥ 0.3×"),
         );
+        let send_floor = self.send.modem / self.send_floor;
+        row(
+            "send 16 KiB (vs stop-and-wait floor)",
+            mbps(self.send.modem),
+            mbps(self.send_floor),
+            send_floor,
+            &verdict(send_floor >= 0.8, "≥ 0.8×"),
+        );
         row(
             "receive 16 KiB msgs (vs direct)",
             mbps(self.recv.modem),
             mbps(self.recv.direct),
             self.recv.ratio(),
             &verdict(self.recv.ratio() >= 0.5, "≥ 0.5×"),
+        );
+        let recv_floor = self.recv.modem / self.recv_floor;
+        row(
+            "receive 16 KiB (vs relay floor)",
+            mbps(self.recv.modem),
+            mbps(self.recv_floor),
+            recv_floor,
+            &verdict(recv_floor >= 0.8, "≥ 0.8×"),
         );
         for (size, pair) in &self.sweep_send {
             row(
@@ -491,9 +552,17 @@ impl Report {
         metric("send_throughput_mbps", self.send.modem, "MB/s");
         metric("direct_send_throughput_mbps", self.send.direct, "MB/s");
         metric("send_throughput_ratio", self.send.ratio(), "x");
+        metric(
+            "stopwait_floor_send_throughput_mbps",
+            self.send_floor,
+            "MB/s",
+        );
+        metric("send_vs_stopwait_floor", send_floor, "x");
         metric("recv_throughput_mbps", self.recv.modem, "MB/s");
         metric("direct_recv_throughput_mbps", self.recv.direct, "MB/s");
         metric("recv_throughput_ratio", self.recv.ratio(), "x");
+        metric("relay_floor_recv_throughput_mbps", self.recv_floor, "MB/s");
+        metric("recv_vs_relay_floor", recv_floor, "x");
         for (dir, sweep) in [("send", &self.sweep_send), ("recv", &self.sweep_recv)] {
             for (size, pair) in sweep {
                 metric(
