@@ -10,7 +10,8 @@
 //!   through one raw TCP relay process (the hop the modem adds), and send as
 //!   a raw stop-and-wait exchange of the modem's own `AT+WSSEND` requests and
 //!   `SEND OK` answers;
-//! - peak resident memory of the modem process.
+//! - peak resident memory of the modem process, idle and with 1000 and 5000
+//!   modems of one link each.
 //!
 //! The servers run in a separate process (this executable's hidden `server`
 //! subcommand), the relay in another (`relay`); the modem is the release
@@ -27,6 +28,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use plotters::style::RGBColor;
 
@@ -97,7 +99,9 @@ struct Plan {
     sweep_bytes: usize,
     sweep_min_messages: usize,
     sweep_max_messages: usize,
+    /// Modems of one link each, for the two memory figures.
     modems: usize,
+    many_modems: usize,
 }
 
 const FULL: Plan = Plan {
@@ -111,6 +115,7 @@ const FULL: Plan = Plan {
     sweep_min_messages: 2_000,
     sweep_max_messages: 40_000,
     modems: 1_000,
+    many_modems: 5_000,
 };
 
 const QUICK: Plan = Plan {
@@ -124,6 +129,7 @@ const QUICK: Plan = Plan {
     sweep_min_messages: 500,
     sweep_max_messages: 5_000,
     modems: 1_000,
+    many_modems: 5_000,
 };
 
 const BULK_SIZE: usize = 16 * 1024;
@@ -145,6 +151,9 @@ fn main() -> anyhow::Result<()> {
         (None, false, false) => Some(workspace_root().join("docs/throughput.png")),
         _ => None,
     };
+    // Before any child exists: they inherit the limit (the modem raises its
+    // own anyway), and the memory figures need several descriptors a modem.
+    let fd_limit = raise_fd_limit();
     // Before any thread or child exists: they inherit the affinity.
     let pinned = if cli.no_pin {
         None
@@ -155,13 +164,24 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let started = Instant::now();
-    let report = runtime.block_on(run(plan, &wsat))?;
+    let report = runtime.block_on(run(plan, &wsat, fd_limit))?;
     report.print(cli.quick, pinned, started.elapsed());
     if let Some(path) = plot {
         report.draw(&path)?;
         println!("figure: {}", path.display());
     }
     Ok(())
+}
+
+/// Raises this process's soft RLIMIT_NOFILE to its hard limit; returns the
+/// soft limit now in force (None if it cannot be read).
+fn raise_fd_limit() -> Option<u64> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        return Some(hard);
+    }
+    Some(soft)
 }
 
 /// Pins this process (and so every thread and child it starts) to the
@@ -202,6 +222,9 @@ struct Report {
     rss_3links: procs::Memory,
     rss_modems: procs::Memory,
     modems: usize,
+    /// The figure for `many_modems`, or why it could not be taken.
+    rss_many: Result<procs::Memory, String>,
+    many_modems: usize,
 }
 
 /// MB/s of the modem path and of the direct client.
@@ -217,7 +240,7 @@ impl Pair {
     }
 }
 
-async fn run(plan: &Plan, wsat_bin: &Path) -> anyhow::Result<Report> {
+async fn run(plan: &Plan, wsat_bin: &Path, fd_limit: Option<u64>) -> anyhow::Result<Report> {
     let server = Server::start()?;
     let relay = Relay::start(server.ws)?;
     let wsat = Wsat::start(wsat_bin)?;
@@ -319,15 +342,23 @@ async fn run(plan: &Plan, wsat_bin: &Path) -> anyhow::Result<Report> {
         "memory: {} modems with one open link each",
         plan.modems
     ));
-    let rss_modems = {
-        let wsat = Wsat::start(wsat_bin)?;
-        let mut ports = Vec::with_capacity(plan.modems);
-        for _ in 0..plan.modems {
-            ports.push(bench::open_one_link(wsat.addr, server.ws).await?);
-        }
-        settle().await;
-        wsat.memory()?
+    let rss_modems = many_modems(wsat_bin, server.ws, plan.modems).await?;
+    progress(&format!(
+        "memory: {} modems with one open link each",
+        plan.many_modems
+    ));
+    let rss_many = match fd_shortfall(fd_limit, plan.many_modems) {
+        Some(why) => Err(why),
+        None => many_modems(wsat_bin, server.ws, plan.many_modems)
+            .await
+            .map_err(|error| format!("{error:#}")),
     };
+    if let Err(why) = &rss_many {
+        progress(&format!(
+            "memory: no figure for {} modems: {why}",
+            plan.many_modems
+        ));
+    }
 
     Ok(Report {
         wsat: wsat_bin.to_path_buf(),
@@ -345,7 +376,45 @@ async fn run(plan: &Plan, wsat_bin: &Path) -> anyhow::Result<Report> {
         rss_3links,
         rss_modems,
         modems: plan.modems,
+        rss_many,
+        many_modems: plan.many_modems,
     })
+}
+
+/// A new modem process with `modems` hosts, each with one open link; its
+/// memory once they are all up.
+async fn many_modems(
+    wsat_bin: &Path,
+    ws: SocketAddr,
+    modems: usize,
+) -> anyhow::Result<procs::Memory> {
+    let wsat = Wsat::start(wsat_bin)?;
+    let mut ports = Vec::with_capacity(modems);
+    for opened in 0..modems {
+        let port = bench::open_one_link(wsat.addr, ws)
+            .await
+            .with_context(|| format!("opening modem {} of {modems}", opened + 1))?;
+        ports.push(port);
+    }
+    settle().await;
+    wsat.memory()
+}
+
+/// Why this process cannot hold `modems` hosts' connections open, if it
+/// cannot: each takes one descriptor here, and two in the modem and one in
+/// the server, which have the same limit (they inherit it, and the modem
+/// raises its own to the same hard limit).
+fn fd_shortfall(limit: Option<u64>, modems: usize) -> Option<String> {
+    // The listeners, the runtime's own, stdio, the pipes to the children.
+    const SPARE: u64 = 64;
+    let needed = 2 * modems as u64 + SPARE;
+    match limit {
+        None => Some("RLIMIT_NOFILE could not be read".to_string()),
+        Some(limit) if limit < needed => Some(format!(
+            "RLIMIT_NOFILE is {limit} (hard limit), the modem process needs about {needed}"
+        )),
+        Some(_) => None,
+    }
 }
 
 /// Lets the modem finish what it was doing before its memory is read.
@@ -492,23 +561,32 @@ impl Report {
         }
         println!();
         println!(
-            "{:<36} {:>12} {:>12}",
+            "{:<36} {:>12} {:>12}  target (peak)",
             "modem process memory", "peak (HWM)", "now (RSS)"
         );
         let kib = |v: u64| format!("{v} KiB");
-        let mem = |name: &str, m: &procs::Memory| {
+        let mem = |name: &str, m: &procs::Memory, target_mib: Option<u64>| {
+            let target = target_mib
+                .map(|mib| verdict(m.peak_kib <= mib * 1024, &format!("≤ {mib} MiB")))
+                .unwrap_or_default();
             println!(
-                "{name:<36} {:>12} {:>12}",
+                "{name:<36} {:>12} {:>12}  {target}",
                 kib(m.peak_kib),
                 kib(m.current_kib)
             )
         };
-        mem("idle (one host connected)", &self.rss_idle);
-        mem("one modem, 3 open links", &self.rss_3links);
+        mem("idle (one host connected)", &self.rss_idle, Some(5));
+        mem("one modem, 3 open links", &self.rss_3links, None);
         mem(
             &format!("{} modems × 1 link", self.modems),
             &self.rss_modems,
+            (self.modems == 1000).then_some(32),
         );
+        let many = format!("{} modems × 1 link", self.many_modems);
+        match &self.rss_many {
+            Ok(memory) => mem(&many, memory, None),
+            Err(why) => println!("{many:<36} not measured: {why}"),
+        }
         println!();
 
         let metric =
@@ -580,10 +658,17 @@ impl Report {
         metric("rss_idle_kib", self.rss_idle.peak_kib as f64, "KiB");
         metric("rss_3links_kib", self.rss_3links.peak_kib as f64, "KiB");
         metric(
-            "rss_1000_modems_kib",
+            &format!("rss_{}_modems_kib", self.modems),
             self.rss_modems.peak_kib as f64,
             "KiB",
         );
+        if let Ok(memory) = &self.rss_many {
+            metric(
+                &format!("rss_{}_modems_kib", self.many_modems),
+                memory.peak_kib as f64,
+                "KiB",
+            );
+        }
     }
 
     fn draw(&self, path: &Path) -> anyhow::Result<()> {
