@@ -1,6 +1,7 @@
 //! The measurements, each done by the modem path (a host on wsat's AT port)
-//! and by its peer (a raw TCP client or a direct tokio-tungstenite client)
-//! against the same server process.
+//! and by its peers (a raw TCP client, a direct tokio-tungstenite client, the
+//! same client through a relay process, a raw stop-and-wait client) against
+//! the same server process.
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::at::{AtPort, Event, WAIT};
+use crate::server::SEND_OK;
 
 /// Settings of the link for every WebSocket measurement: no keepalive pings
 /// during a run, and frames as large as a 16 KiB message (one frame per
@@ -149,8 +151,14 @@ fn send_request(size: usize, fill: u8) -> Vec<u8> {
 
 type Ws = WebSocketStream<TcpStream>;
 
-async fn direct_connect(ws: SocketAddr, path: &str) -> anyhow::Result<Ws> {
-    let stream = within("connecting to the WebSocket server", TcpStream::connect(ws)).await?;
+/// A direct client of `ws://{ws}{path}`, over a TCP connection to `via`:
+/// the server itself, or a relay in front of it.
+async fn direct_connect(via: SocketAddr, ws: SocketAddr, path: &str) -> anyhow::Result<Ws> {
+    let stream = within(
+        "connecting to the WebSocket server",
+        TcpStream::connect(via),
+    )
+    .await?;
     stream.set_nodelay(true)?;
     let url = format!("ws://{ws}{path}");
     let (socket, _) = within(
@@ -196,7 +204,7 @@ pub struct DirectEcho {
 impl DirectEcho {
     pub async fn new(ws: SocketAddr, size: usize) -> anyhow::Result<Self> {
         Ok(DirectEcho {
-            socket: direct_connect(ws, "/echo").await?,
+            socket: direct_connect(ws, ws, "/echo").await?,
             payload: Bytes::from(vec![b'e'; size]),
         })
     }
@@ -218,15 +226,37 @@ impl DirectEcho {
 
 // ---------------------------------------------------------------- throughput
 
-/// Who does the work: the modem path or the direct client.
+/// Who does the work.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
+    /// A host on the modem's AT port.
     Modem(SocketAddr),
+    /// The direct client.
     Direct,
+    /// The direct client, its TCP connection through the relay at this
+    /// address: the receive floor (the same WebSocket bytes as the modem
+    /// run, one process hop more than the direct client).
+    Relay(SocketAddr),
+    /// A raw TCP client of the stop-and-wait floor at this address: the
+    /// send floor (the modem's `AT+WSSEND` requests and `SEND OK` answers,
+    /// with no WebSocket behind them). Send only.
+    StopAndWait(SocketAddr),
+}
+
+impl Path {
+    /// Where the direct client's TCP connection goes, for paths that use it.
+    fn direct_via(self, ws: SocketAddr) -> Option<SocketAddr> {
+        match self {
+            Path::Direct => Some(ws),
+            Path::Relay(relay) => Some(relay),
+            Path::Modem(_) | Path::StopAndWait(_) => None,
+        }
+    }
 }
 
 /// `count` messages of `size` bytes to the counting endpoint, waiting for its
-/// acknowledgement; returns MB/s (10^6 bytes per second) of payload.
+/// acknowledgement; returns MB/s (10^6 bytes per second) of payload. For
+/// [`Path::StopAndWait`], `count` requests answered by the floor instead.
 pub async fn send_throughput(
     path: Path,
     ws: SocketAddr,
@@ -236,6 +266,28 @@ pub async fn send_throughput(
     let total = size * count;
     let endpoint = format!("/count?bytes={total}");
     let elapsed = match path {
+        Path::StopAndWait(floor) => {
+            let mut stream = within(
+                "connecting to the stop-and-wait floor",
+                TcpStream::connect(floor),
+            )
+            .await?;
+            stream.set_nodelay(true)?;
+            let request = send_request(size, b'c');
+            let mut answer = [0u8; SEND_OK.len()];
+            let start = Instant::now();
+            for _ in 0..count {
+                within("the stop-and-wait write", stream.write_all(&request)).await?;
+                within("the stop-and-wait read", stream.read_exact(&mut answer)).await?;
+                if answer != SEND_OK {
+                    bail!(
+                        "the stop-and-wait floor answered {:?}",
+                        String::from_utf8_lossy(&answer)
+                    );
+                }
+            }
+            start.elapsed()
+        }
         Path::Modem(modem) => {
             let mut port = modem_link(modem, ws, &endpoint).await?;
             let request = send_request(size, b'c');
@@ -256,8 +308,9 @@ pub async fn send_throughput(
             port.command("AT+WSCLOSE=0").await?;
             elapsed
         }
-        Path::Direct => {
-            let mut socket = direct_connect(ws, &endpoint).await?;
+        Path::Direct | Path::Relay(_) => {
+            let via = path.direct_via(ws).expect("a direct path");
+            let mut socket = direct_connect(via, ws, &endpoint).await?;
             let payload = Bytes::from(vec![b'c'; size]);
             let start = Instant::now();
             for _ in 0..count {
@@ -327,8 +380,9 @@ pub async fn recv_throughput(
             port.command("AT+WSCLOSE=0").await?;
             elapsed
         }
-        Path::Direct => {
-            let mut socket = direct_connect(ws, &endpoint).await?;
+        Path::Direct | Path::Relay(_) => {
+            let via = path.direct_via(ws).expect("a direct path");
+            let mut socket = direct_connect(via, ws, &endpoint).await?;
             let start = Instant::now();
             within("the direct client's send", socket.send(Message::text("go"))).await?;
             let mut received = 0;
@@ -339,6 +393,7 @@ pub async fn recv_throughput(
             direct_close(socket).await;
             elapsed
         }
+        Path::StopAndWait(_) => bail!("the stop-and-wait floor is a send floor only"),
     };
     Ok(total as f64 / elapsed.as_secs_f64() / 1e6)
 }

@@ -1,5 +1,6 @@
-//! The processes the bench talks to: the peer server (this executable's
-//! hidden `server` subcommand) and the modem under test (the release `wsat`).
+//! The processes the bench talks to: the peer server and the relay (this
+//! executable's hidden `server` and `relay` subcommands) and the modem under
+//! test (the release `wsat`).
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,41 +21,78 @@ impl Drop for Reaped {
     }
 }
 
+/// Starts this executable with `args` (one of its hidden subcommands) and
+/// reads the addresses it prints on stdout, one `<prefix> <addr>` line for
+/// each of `prefixes`, in that order.
+fn start_own(
+    what: &str,
+    args: &[&str],
+    prefixes: &[&str],
+) -> anyhow::Result<(Reaped, Vec<SocketAddr>)> {
+    let exe = std::env::current_exe().context("locating the bench executable")?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("starting the {what}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let child = Reaped(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let mut addrs = Vec::with_capacity(prefixes.len());
+    for prefix in prefixes {
+        let line = lines
+            .next()
+            .with_context(|| format!("the {what} exited before listening"))??;
+        let addr = line
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix(' '))
+            .with_context(|| format!("unexpected line from the {what}: {line:?}"))?;
+        addrs.push(addr.trim().parse()?);
+    }
+    Ok((child, addrs))
+}
+
 /// The peer server process.
 pub struct Server {
     _child: Reaped,
     pub tcp_echo: SocketAddr,
+    /// The stop-and-wait floor of the send path.
+    pub stop_and_wait: SocketAddr,
     pub ws: SocketAddr,
 }
 
 impl Server {
     pub fn start() -> anyhow::Result<Server> {
-        let exe = std::env::current_exe().context("locating the bench executable")?;
-        let mut child = Command::new(exe)
-            .arg("server")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting the peer server")?;
-        let stdout = child.stdout.take().expect("piped stdout");
-        let child = Reaped(child);
-        let mut lines = BufReader::new(stdout).lines();
-        let mut address = |prefix: &str| -> anyhow::Result<SocketAddr> {
-            let line = lines
-                .next()
-                .context("the peer server exited before listening")??;
-            let addr = line
-                .strip_prefix(prefix)
-                .with_context(|| format!("unexpected line from the peer server: {line:?}"))?;
-            Ok(addr.trim().parse()?)
-        };
-        let tcp_echo = address("tcp-echo ")?;
-        let ws = address("ws ")?;
+        let (child, addrs) = start_own(
+            "peer server",
+            &["server"],
+            &["tcp-echo", "stop-and-wait", "ws"],
+        )?;
         Ok(Server {
             _child: child,
-            tcp_echo,
-            ws,
+            tcp_echo: addrs[0],
+            stop_and_wait: addrs[1],
+            ws: addrs[2],
+        })
+    }
+}
+
+/// The relay process: one TCP hop in front of `upstream`, for the receive
+/// floor.
+pub struct Relay {
+    _child: Reaped,
+    pub addr: SocketAddr,
+}
+
+impl Relay {
+    pub fn start(upstream: SocketAddr) -> anyhow::Result<Relay> {
+        let upstream = upstream.to_string();
+        let (child, addrs) = start_own("relay", &["relay", "--upstream", &upstream], &["relay"])?;
+        Ok(Relay {
+            _child: child,
+            addr: addrs[0],
         })
     }
 }
