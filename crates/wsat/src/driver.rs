@@ -1,5 +1,6 @@
 //! One modem on one AT port: the loop that feeds the core and carries out
 //! what it asks, following the contract written on [`wsat_proto::Modem`].
+use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -168,8 +169,6 @@ where
         connected,
         control: port.control,
         trace,
-        host_buf: vec![0; HOST_READ_SIZE],
-        net_buf: vec![0; NET_READ_SIZE],
         host_open: true,
         unflushed: false,
         timer: Box::pin(tokio::time::sleep_until(far_future())),
@@ -184,10 +183,17 @@ where
     result
 }
 
-/// Bytes one read of the AT port takes at most.
-const HOST_READ_SIZE: usize = 16 * 1024;
-/// Bytes one read of a link's socket takes at most.
-const NET_READ_SIZE: usize = 16 * 1024;
+/// Bytes one read of the AT port or a link's socket takes at most: a
+/// 16 KiB `AT+WSSEND` with its command line, or a 16 KiB frame with its
+/// header, in one read.
+const READ_SIZE: usize = 64 * 1024;
+
+thread_local! {
+    /// The read buffer of every modem on this worker thread: a read is
+    /// handed to the core before the poll returns, so one is enough, and a
+    /// thousand idle modems do not each keep one.
+    static READ_BUF: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_SIZE]);
+}
 /// Steps one poll of the driver takes before it lets other modems run.
 const STEPS_PER_POLL: usize = 64;
 
@@ -215,8 +221,6 @@ struct Driver {
     connected: mpsc::UnboundedReceiver<Connected>,
     control: Option<Box<dyn UartControl>>,
     trace: Option<ModemTrace>,
-    host_buf: Vec<u8>,
-    net_buf: Vec<u8>,
     /// The host has not closed the port.
     host_open: bool,
     /// Host output written but not flushed (stdout buffers).
@@ -328,27 +332,29 @@ impl Driver {
         if !self.host_open || !self.modem.wants_host_input() {
             return false;
         }
-        let mut buf = ReadBuf::new(&mut self.host_buf);
-        match Pin::new(reader).poll_read(cx, &mut buf) {
-            Poll::Pending => false,
-            Poll::Ready(Err(_)) => {
-                self.host_open = false;
-                true
-            }
-            Poll::Ready(Ok(())) => {
-                let n = buf.filled().len();
-                if n == 0 {
+        READ_BUF.with_borrow_mut(|read_buf| {
+            let mut buf = ReadBuf::new(read_buf);
+            match Pin::new(reader).poll_read(cx, &mut buf) {
+                Poll::Pending => false,
+                Poll::Ready(Err(_)) => {
                     self.host_open = false;
-                    return true;
+                    true
                 }
-                if let Some(trace) = &self.trace {
-                    trace.at_rx(&self.host_buf[..n]);
+                Poll::Ready(Ok(())) => {
+                    let bytes = buf.filled();
+                    if bytes.is_empty() {
+                        self.host_open = false;
+                        return true;
+                    }
+                    if let Some(trace) = &self.trace {
+                        trace.at_rx(bytes);
+                    }
+                    let now = self.now();
+                    self.modem.host_input(bytes, now);
+                    true
                 }
-                let now = self.now();
-                self.modem.host_input(&self.host_buf[..n], now);
-                true
             }
-        }
+        })
     }
 
     /// Connect attempts that finished.
@@ -409,22 +415,24 @@ impl Driver {
         if !self.modem.wants_net_input(link) {
             return moved;
         }
-        let LinkIo::Open(stream) = &mut self.links[usize::from(link)] else {
-            return moved;
-        };
-        match stream.poll_read(cx, &mut self.net_buf) {
-            Polled::Received(n) => {
-                let now = self.now();
-                self.modem
-                    .net_event(link, NetEvent::Received(&self.net_buf[..n]), now);
-                true
+        READ_BUF.with_borrow_mut(|buf| {
+            let LinkIo::Open(stream) = &mut self.links[usize::from(link)] else {
+                return moved;
+            };
+            match stream.poll_read(cx, buf) {
+                Polled::Received(n) => {
+                    let now = self.now();
+                    self.modem
+                        .net_event(link, NetEvent::Received(&buf[..n]), now);
+                    true
+                }
+                Polled::Ended => {
+                    self.link_ended(link);
+                    true
+                }
+                _ => moved,
             }
-            Polled::Ended => {
-                self.link_ended(link);
-                true
-            }
-            _ => moved,
-        }
+        })
     }
 
     fn link_ended(&mut self, link: LinkId) {
