@@ -2,18 +2,15 @@
 //! host that reads at 100 KB/s for a while, then at full speed. Every byte
 //! must arrive in order, and the modem's peak memory must stay bounded
 //! (wsat stops reading the link's socket, so TCP pushes back on the server).
-mod common;
-use common::rig;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use common::raw::{server_frame, Answer, RawListener};
-use common::{Host, WAIT};
-use rig::Proc;
+use wsat_testkit::raw::{server_frame, Answer, RawListener};
+use wsat_testkit::rig::Proc;
+use wsat_testkit::{Host, WAIT};
 
 const TOTAL: usize = 50 * 1024 * 1024;
 const FRAME: usize = 16 * 1024;

@@ -1,9 +1,6 @@
 //! 1000 modems at once on one `--tcp` listener, each with an open link:
 //! every one opens its link, all links are up together, each echoes a
 //! message, and all close. (Under a second here, so it is not `#[ignore]`d.)
-mod common;
-use common::rig;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,8 +8,8 @@ use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 use tokio::time::timeout;
 
-use common::Host;
-use rig::Proc;
+use wsat_testkit::rig::Proc;
+use wsat_testkit::Host;
 
 const MODEMS: usize = 1000;
 /// How long all modems together may take for one phase.

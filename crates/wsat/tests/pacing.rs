@@ -1,18 +1,15 @@
 //! `--baud 115200`: the AT port carries what a UART at 115200 8N1 would,
 //! 11520 bytes/s, in both directions; `AT+UART_CUR` changes the pace. The
 //! measured figures are printed; the assertions allow 10% for noise.
-mod common;
-use common::rig;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use common::raw::{server_frame, Answer, RawConn, RawListener};
-use common::{Host, WAIT};
-use rig::Proc;
+use wsat_testkit::raw::{server_frame, Answer, RawConn, RawListener};
+use wsat_testkit::rig::Proc;
+use wsat_testkit::{Host, WAIT};
 
 /// Output `+WS_DATA` reports for `len` payload bytes at buffer_size 1024.
 fn report_bytes(len: usize) -> usize {

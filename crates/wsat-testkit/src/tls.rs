@@ -1,10 +1,6 @@
 //! TLS for the end-to-end tests: certificates made at test time (rcgen),
 //! TLS servers on 127.0.0.1:0 (a rustls WebSocket echo server, and servers
 //! that get TLS wrong), and the host's side of `AT+SYSMFG`.
-//!
-//! Included with `#[path]` next to `mod common;`, so the other test
-//! binaries do not build it.
-#![allow(dead_code)]
 
 use std::sync::Arc;
 
@@ -20,7 +16,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{Host, WAIT};
+use crate::{Host, WAIT};
 
 /// A CA that issues certificates.
 pub struct Ca {

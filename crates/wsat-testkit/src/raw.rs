@@ -1,7 +1,6 @@
 //! A scriptable WebSocket server: it answers the handshake as told, then
 //! reads and writes raw frames, so tests control every byte on the wire and
 //! see every frame the client sends.
-#![allow(dead_code)]
 
 use std::time::Duration;
 
@@ -10,7 +9,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
-use super::WAIT;
+use crate::WAIT;
 
 /// How the server answers the opening handshake.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -147,6 +146,7 @@ impl RawConn {
     }
 }
 
+/// One unmasked frame, as a server writes it.
 pub fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![(u8::from(fin) << 7) | opcode];
     match payload.len() {
@@ -164,6 +164,8 @@ pub fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The first frame in `bytes` and its length on the wire, once it is all
+/// there; asserts it is masked and has no RSV bits.
 fn parse_client_frame(bytes: &[u8]) -> Option<(Frame, usize)> {
     let (&b0, rest) = bytes.split_first()?;
     let (&b1, rest) = rest.split_first()?;

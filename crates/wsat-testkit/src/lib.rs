@@ -1,10 +1,15 @@
-//! Test rig: the real `wsat` binary on `--tcp 127.0.0.1:0`, a host talking to
-//! it byte for byte, and WebSocket servers on 127.0.0.1:0.
-#![allow(dead_code)]
+//! Test support for wsat, in one place: the real `wsat` binary on
+//! `--tcp 127.0.0.1:0` ([`Wsat`], launched by [`rig::Proc`]), a host talking
+//! to it byte for byte ([`Host`]), and servers on 127.0.0.1:0: wsat's echo
+//! server ([`echo_server`]), a raw-frame server ([`raw`]) and TLS servers
+//! with certificates made at test time ([`tls`]).
+//!
+//! A dev-dependency of `wsat`: its integration tests and its TLS unit tests
+//! use it. Nothing here is published.
 
 pub mod raw;
-#[path = "../rig/mod.rs"]
 pub mod rig;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;

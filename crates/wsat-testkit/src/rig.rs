@@ -1,6 +1,5 @@
-//! The `wsat` binary on any AT port, for the transport tests: started with
-//! the given arguments, ready once it names its port on stderr, killed on drop.
-#![allow(dead_code)]
+//! The `wsat` binary on any AT port: started with the given arguments,
+//! ready once it names its port on stderr, killed on drop.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -11,6 +10,30 @@ use std::time::Duration;
 /// How long the binary may take to name its port.
 const START: Duration = Duration::from_secs(20);
 
+/// The `wsat` binary cargo built for the running test: `CARGO_BIN_EXE_wsat`
+/// when cargo sets it at run time, else `wsat` beside the test binary's
+/// `deps/` folder, where cargo puts a package's binaries. (`env!` would name
+/// it only in wsat's own tests, not in this crate.)
+pub fn wsat_binary() -> PathBuf {
+    let path = match std::env::var_os("CARGO_BIN_EXE_wsat") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let mut dir = std::env::current_exe().expect("the test binary's path");
+            dir.pop();
+            if dir.ends_with("deps") {
+                dir.pop();
+            }
+            dir.join(format!("wsat{}", std::env::consts::EXE_SUFFIX))
+        }
+    };
+    assert!(
+        path.is_file(),
+        "no wsat binary at {} (run the tests with cargo test -p wsat)",
+        path.display()
+    );
+    path
+}
+
 pub struct Proc {
     child: Child,
 }
@@ -19,7 +42,7 @@ impl Proc {
     /// Starts `wsat ARGS` and waits for the stderr line starting with
     /// `ready_prefix`; returns the process and the rest of that line.
     pub fn start(args: &[&str], ready_prefix: &str) -> (Proc, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsat"))
+        let mut child = Command::new(wsat_binary())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -117,9 +140,4 @@ pub fn python() -> PathBuf {
             python.display()
         ),
     }
-}
-
-/// A script under tests/python/.
-pub fn script(name: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python")).join(name)
 }
