@@ -354,16 +354,12 @@ mod tests {
     use std::net::SocketAddr;
     use std::time::Duration;
 
-    use rcgen::{
-        date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair,
-    };
-    use rustls::server::WebPkiClientVerifier;
-    use rustls::ServerConfig;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
     use tokio::task::JoinHandle;
     use tokio::time::timeout;
     use wsat_proto::ClientIdentity;
+    use wsat_testkit::tls::{acceptor, BadServer, Ca, Leaf, Misbehaviour};
 
     use super::*;
 
@@ -372,49 +368,15 @@ mod tests {
     /// What each test server sends once the handshake is done.
     const GREETING: &[u8] = b"hello";
 
-    /// A CA that issues certificates.
-    struct Ca {
-        pem: String,
-        der: CertificateDer<'static>,
-        issuer: Issuer<'static, KeyPair>,
-    }
-
     fn ca(name: &str) -> Ca {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            pem: cert.pem(),
-            der: cert.der().clone(),
-            issuer: Issuer::new(params, key),
-        }
+        Ca::new(name)
     }
 
-    /// A certificate and key (PEM and DER) for `names`, issued by `ca`.
-    struct Leaf {
-        cert_pem: String,
-        key_pem: String,
-        cert: CertificateDer<'static>,
-        key: PrivateKeyDer<'static>,
-    }
-
+    /// A certificate and key for `names`, issued by `ca`.
     fn leaf(ca: &Ca, names: &[&str], expired: bool) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "leaf");
-        if expired {
-            params.not_before = date_time_ymd(2000, 1, 1);
-            params.not_after = date_time_ymd(2001, 1, 1);
-        }
-        let cert = params.signed_by(&key, &ca.issuer).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            cert: cert.der().clone(),
-            key: PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
+        match expired {
+            true => ca.issue_expired(names),
+            false => ca.issue(names),
         }
     }
 
@@ -425,25 +387,7 @@ mod tests {
         leaf: &Leaf,
         client_ca: Option<&Ca>,
     ) -> (SocketAddr, JoinHandle<Option<String>>) {
-        let provider = Arc::new(crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = match client_ca {
-            Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                roots.add(ca.der.clone()).unwrap();
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .unwrap();
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let config = builder
-            .with_single_cert(vec![leaf.cert.clone()], leaf.key.clone_key())
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let acceptor = acceptor(leaf, client_ca);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
@@ -692,20 +636,7 @@ mod tests {
     /// A self-signed CA:TRUE certificate for `names`, valid from `from`
     /// to `to` (years), as `openssl req -x509` makes.
     fn self_signed(names: &[&str], from: i32, to: i32) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, "self");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.not_before = date_time_ymd(from, 1, 1);
-        params.not_after = date_time_ymd(to, 1, 1);
-        let cert = params.self_signed(&key).unwrap();
-        Leaf {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-            cert: cert.der().clone(),
-            key: PrivateKeyDer::try_from(key.serialize_der()).unwrap(),
-        }
+        Leaf::self_signed_between(names, from, to)
     }
 
     /// Verifying the server against `ca`, as is; no client certificate.
@@ -850,23 +781,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_server_that_is_not_tls_fails_fast() {
-        for reply in [&b"HTTP/1.1 400 Bad Request\r\n\r\n"[..], b""] {
-            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let server = tokio::spawn(async move {
-                let (mut tcp, _) = listener.accept().await.unwrap();
-                let mut hello = [0u8; 64];
-                let _ = tcp.read(&mut hello).await;
-                let _ = tcp.write_all(reply).await;
-                if reply.is_empty() {
-                    return; // close at once
-                }
-                // Keep the socket open: the client must fail on the bytes alone.
-                let _ = tcp.read(&mut hello).await;
-            });
-            let result = client(addr, "localhost", &policy(None, None), &NO_HOSTNAME).await;
-            assert!(result.is_err(), "{reply:?}");
-            server.abort();
+        for how in [
+            Misbehaviour::Answers(b"HTTP/1.1 400 Bad Request\r\n\r\n"),
+            // Closes at once.
+            Misbehaviour::HangsUp,
+        ] {
+            // An answer keeps the socket open: the client must fail on the
+            // bytes alone.
+            let server = BadServer::start(how).await;
+            let result = client(
+                server.addr(),
+                "localhost",
+                &policy(None, None),
+                &NO_HOSTNAME,
+            )
+            .await;
+            assert!(result.is_err(), "{how:?}");
         }
     }
 }

@@ -1,8 +1,6 @@
 //! `--tcp` past its limits: out of descriptors, accept fails and is retried
 //! while the modems already running carry on; past `--max-modems`, a
 //! connection gets a one-line refusal and is closed.
-mod common;
-use common::rig;
 
 use std::net::SocketAddr;
 
@@ -10,8 +8,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::time::{timeout, Instant};
 
-use common::{Host, Wsat, WAIT};
-use rig::Launch;
+use wsat_testkit::rig::Launch;
+use wsat_testkit::{Host, Wsat, WAIT};
 
 const READY: &[u8] = b"\r\nready\r\n";
 

@@ -1,9 +1,7 @@
 //! Bad input on the AT port and from servers: each gets ESP-AT's answer and
 //! the modem stays usable.
-mod common;
-
-use common::raw::{Answer, RawListener};
-use common::{closed_port, echo_server, Wsat};
+use wsat_testkit::raw::{Answer, RawListener};
+use wsat_testkit::{closed_port, echo_server, Wsat};
 
 const ERROR: &[u8] = b"\r\nERROR\r\n";
 

@@ -2,17 +2,15 @@
 //! typed during a send is never stuck, a host that never reads cannot grow
 //! memory, the latest of many pings is answered, CR and LF in separate
 //! reads echo as on a module, and `-v` says why an open failed.
-mod common;
-use common::rig;
 
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::time::{timeout, Instant};
 
-use common::raw::{Answer, RawListener};
-use common::{Wsat, WAIT};
-use rig::Launch;
+use wsat_testkit::raw::{Answer, RawListener};
+use wsat_testkit::rig::Launch;
+use wsat_testkit::{Wsat, WAIT};
 
 #[tokio::test]
 async fn a_send_timeout_answers_pipelined_input_and_the_link_can_be_closed() {
@@ -86,7 +84,7 @@ async fn the_latest_of_forty_pings_in_one_read_is_answered() {
     let mut host = wsat.quiet_host().await;
     let mut conn = host.open_raw(0, &server).await;
     let pings: Vec<u8> = (0..40u8)
-        .flat_map(|i| common::raw::server_frame(true, 9, &[i]))
+        .flat_map(|i| wsat_testkit::raw::server_frame(true, 9, &[i]))
         .collect();
     conn.send_raw(&pings).await;
     let mut pongs = Vec::new();

@@ -2,18 +2,13 @@
 //! host that reads at 100 KB/s for a while, then at full speed. Every byte
 //! must arrive in order, and the modem's peak memory must stay bounded
 //! (wsat stops reading the link's socket, so TCP pushes back on the server).
-mod common;
-use common::rig;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use common::raw::{server_frame, Answer, RawListener};
-use common::{Host, WAIT};
-use rig::Proc;
+use wsat_testkit::raw::{server_frame, RawListener};
+use wsat_testkit::{Wsat, WAIT};
 
 const TOTAL: usize = 50 * 1024 * 1024;
 const FRAME: usize = 16 * 1024;
@@ -81,18 +76,11 @@ impl Reports {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_megabytes_to_a_slow_host_arrive_whole_in_bounded_memory() {
     let server = RawListener::bind().await;
-    let (wsat, addr) = Proc::tcp(&[]);
-    let stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut host = Host { stream };
-    host.expect(b"\r\nready\r\n").await;
-    host.at("ATE0", b"ATE0\r\n\r\nOK\r\n").await;
+    let wsat = Wsat::start();
+    let mut host = wsat.quiet_host().await;
     // Chunks as large as the frames; no keepalive pings during the test.
     host.at("AT+WSCFG=0,7200,7200,16384", b"\r\nOK\r\n").await;
-    host.send(format!("AT+WSOPEN=0,\"{}\"\r\n", server.uri).as_bytes())
-        .await;
-    let mut conn = server.accept(Answer::Upgrade).await;
-    host.expect(b"+WS_CONNECTED:0\r\n\r\nOK\r\n").await;
+    let mut conn = host.open_raw(0, &server).await;
 
     let sender = tokio::spawn(async move {
         let started = Instant::now();
@@ -138,7 +126,7 @@ async fn fifty_megabytes_to_a_slow_host_arrive_whole_in_bounded_memory() {
     assert_eq!(reports.checked, TOTAL);
     assert!(reports.buf.is_empty());
 
-    let peak = wsat.peak_rss_kib();
+    let peak = wsat.proc.peak_rss_kib();
     println!(
         "flow control: {} MiB in order; slow phase {:.0} KB/s ({slow_bytes} bytes in {SLOW_FOR:?}); \
          fast phase {:.1} MB/s; server done after {send_time:.2?}; \
@@ -181,12 +169,8 @@ async fn a_host_stalled_past_the_pong_timeout_loses_nothing() {
         (sink, reader)
     });
 
-    let (_wsat, addr) = Proc::tcp(&[]);
-    let stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut host = Host { stream };
-    host.expect(b"\r\nready\r\n").await;
-    host.at("ATE0", b"ATE0\r\n\r\nOK\r\n").await;
+    let wsat = Wsat::start();
+    let mut host = wsat.quiet_host().await;
     // A ping every second, its pong due within 2 s.
     host.at("AT+WSCFG=0,1,2,16384", b"\r\nOK\r\n").await;
     host.open(0, &uri).await;

@@ -1,18 +1,13 @@
 //! 1000 modems at once on one `--tcp` listener, each with an open link:
 //! every one opens its link, all links are up together, each echoes a
 //! message, and all close. (Under a second here, so it is not `#[ignore]`d.)
-mod common;
-use common::rig;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
 use tokio::sync::Barrier;
 use tokio::time::timeout;
 
-use common::Host;
-use rig::Proc;
+use wsat_testkit::{echo_server, Host, Wsat};
 
 const MODEMS: usize = 1000;
 /// How long all modems together may take for one phase.
@@ -20,11 +15,10 @@ const PHASE: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_modems_each_with_an_open_link() {
-    // The echo server's queue must take 1000 connections at once, as wsat's does.
-    let listener = wsat::transport::tcp_listener("127.0.0.1:0".parse().unwrap()).unwrap();
-    let uri = format!("ws://{}", listener.local_addr().unwrap());
-    tokio::spawn(wsat::echo_server::serve(listener));
-    let (wsat, addr) = Proc::tcp(&[]);
+    // The echo server's queue takes 1000 connections at once: it is wsat's.
+    let uri = echo_server().await;
+    let wsat = Wsat::start();
+    let addr = wsat.addr;
     let all_open = Arc::new(Barrier::new(MODEMS + 1));
     let all_echoed = Arc::new(Barrier::new(MODEMS + 1));
     let start = Instant::now();
@@ -32,11 +26,7 @@ async fn a_thousand_modems_each_with_an_open_link() {
         .map(|i| {
             let (uri, all_open, all_echoed) = (uri.clone(), all_open.clone(), all_echoed.clone());
             tokio::spawn(async move {
-                let stream = TcpStream::connect(addr).await.expect("connect");
-                stream.set_nodelay(true).unwrap();
-                let mut host = Host { stream };
-                host.expect(b"\r\nready\r\n").await;
-                host.at("ATE0", b"ATE0\r\n\r\nOK\r\n").await;
+                let mut host = Host::connect_quiet(addr).await;
                 let link = (i % 3) as u8;
                 host.open(link, &uri).await;
                 all_open.wait().await;
@@ -56,7 +46,7 @@ async fn a_thousand_modems_each_with_an_open_link() {
         .await
         .expect("not all modems opened their link in time");
     let opened = start.elapsed();
-    let rss_open = wsat.peak_rss_kib();
+    let rss_open = wsat.proc.peak_rss_kib();
     timeout(PHASE, all_echoed.wait())
         .await
         .expect("not all modems echoed in time");

@@ -1,18 +1,13 @@
 //! `--baud 115200`: the AT port carries what a UART at 115200 8N1 would,
 //! 11520 bytes/s, in both directions; `AT+UART_CUR` changes the pace. The
 //! measured figures are printed; the assertions allow 10% for noise.
-mod common;
-use common::rig;
-
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
-use common::raw::{server_frame, Answer, RawConn, RawListener};
-use common::{Host, WAIT};
-use rig::Proc;
+use wsat_testkit::raw::{server_frame, RawConn, RawListener};
+use wsat_testkit::{Host, Wsat, WAIT};
 
 /// Output `+WS_DATA` reports for `len` payload bytes at buffer_size 1024.
 fn report_bytes(len: usize) -> usize {
@@ -55,18 +50,11 @@ fn within(rate: f64, nominal: f64, tolerance: f64) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baud_115200_paces_both_directions_and_uart_cur_changes_it() {
     let server = RawListener::bind().await;
-    let (_wsat, addr) = Proc::tcp(&["--baud", "115200"]);
-    let stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut host = Host { stream };
-    host.expect(b"\r\nready\r\n").await;
-    host.at("ATE0", b"ATE0\r\n\r\nOK\r\n").await;
+    let wsat = Wsat::start_with(&["--baud", "115200"]);
+    let mut host = wsat.quiet_host().await;
     host.at("AT+UART_CUR?", b"+UART_CUR:115200,8,1,0,0\r\n\r\nOK\r\n")
         .await;
-    host.send(format!("AT+WSOPEN=0,\"{}\"\r\n", server.uri).as_bytes())
-        .await;
-    let mut conn = server.accept(Answer::Upgrade).await;
-    host.expect(b"+WS_CONNECTED:0\r\n\r\nOK\r\n").await;
+    let mut conn = host.open_raw(0, &server).await;
 
     // Modem to host: about 2 s of output.
     let out_rate = output_rate(&mut host, &mut conn, 22_500).await;

@@ -2,19 +2,18 @@
 //! `serial_for_url("socket://…")` against `--tcp` and `serial.Serial(PATH)`
 //! against `--pty`, with a `websockets` echo server as the peer. Needs the
 //! Python from `./scripts/test.sh` (or `WSAT_PYTHON`); fails without it.
-mod rig;
-
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rig::Proc;
+use wsat_testkit::rig::{python, Proc};
 
 /// How long one script may run.
 const SCRIPT_LIMIT: Duration = Duration::from_secs(60);
 
 fn run_script(args: &[&str]) {
-    let mut child = Command::new(rig::python())
-        .arg(rig::script("interop.py"))
+    let mut child = Command::new(python())
+        .arg(script("interop.py"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -39,6 +38,11 @@ fn run_script(args: &[&str]) {
         out.status
     );
     assert!(stdout.contains("interop ok"), "{stdout}");
+}
+
+/// A script under tests/python/.
+fn script(name: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python")).join(name)
 }
 
 #[test]

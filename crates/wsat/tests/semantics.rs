@@ -1,11 +1,10 @@
 //! WebSocket semantics through the real binary, against a server that writes
 //! raw frames and records what the modem sends: receive formats,
 //! fragmentation, control frames, keepalive, close, loss and reconnect.
-mod common;
-
-use common::raw::{server_frame, Answer, Frame, RawConn, RawListener};
-use common::{Host, Wsat};
 use std::time::Duration;
+
+use wsat_testkit::raw::{server_frame, Answer, Frame, RawConn, RawListener};
+use wsat_testkit::{Host, Wsat};
 
 /// A quiet host with link 0 open to a raw server; `setup` runs before the open.
 async fn open_link(wsat: &Wsat, setup: &[&str]) -> (Host, RawListener, RawConn) {

@@ -1,9 +1,8 @@
 //! ESP-AT's documented WebSocket session, replayed byte for byte through the
 //! real binary against servers from an independent implementation.
-mod common;
-
-use common::raw::{Answer, RawListener};
-use common::{echo_server, Wsat};
+use wsat_testkit::raw::{Answer, RawListener};
+use wsat_testkit::rig::Proc;
+use wsat_testkit::{echo_server, Wsat};
 
 #[tokio::test]
 async fn documented_session_byte_for_byte() {
@@ -210,8 +209,7 @@ async fn stdio_is_the_default_at_port() {
 
 #[tokio::test]
 async fn the_echo_server_subcommand_echoes_text_and_binary() {
-    let (_server, addr) =
-        common::rig::Proc::start(&["echo-server", "127.0.0.1:0"], "listening on ");
+    let (_server, addr) = Proc::start(&["echo-server", "127.0.0.1:0"], "listening on ");
     let uri = format!("ws://{addr}");
     let wsat = Wsat::start();
     let mut host = wsat.quiet_host().await;

@@ -3,15 +3,11 @@
 //! rustls WebSocket servers with certificates made at test time, and every
 //! way TLS can go wrong ending as `+WS_DISCONNECTED` + `ERROR` in bounded
 //! time.
-mod common;
-#[path = "common/tls.rs"]
-mod tls_rig;
-
 use std::time::{Duration, Instant};
 
-use common::{echo_server, Host, Wsat};
 use tempfile::TempDir;
-use tls_rig::{as_wss, BadServer, Ca, Leaf, Misbehaviour, TlsEchoServer, CA, CERT, KEY};
+use wsat_testkit::tls::{as_wss, BadServer, Ca, Leaf, Misbehaviour, TlsEchoServer, CA, CERT, KEY};
+use wsat_testkit::{echo_server, Host, Wsat};
 
 /// A modem with a certificate store of its own in a temporary directory.
 struct Modem {

@@ -1,8 +1,5 @@
 //! The AT port on a pseudo-terminal (`--pty`), on a serial device (`--serial`,
 //! here the slave of a pty the test owns), and the `--trace` log.
-mod common;
-use common::rig;
-
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -11,9 +8,8 @@ use std::path::Path;
 use std::time::Instant;
 
 use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
-use rig::Proc;
-
-use common::{echo_server, WAIT};
+use wsat_testkit::rig::Proc;
+use wsat_testkit::{echo_server, WAIT};
 
 /// A terminal opened the way a C host program opens a serial port: raw
 /// mode via termios, reads bounded by a poll timeout.

@@ -1,16 +1,19 @@
 //! A scriptable WebSocket server: it answers the handshake as told, then
 //! reads and writes raw frames, so tests control every byte on the wire and
 //! see every frame the client sends.
-#![allow(dead_code)]
+//!
+//! The accept key comes from wsat-proto's handshake code; the frames are
+//! written and read here, because the core only writes masked client
+//! frames and only reads unmasked server frames.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use wsat_proto::ws::accept_key;
 
-use super::WAIT;
+use crate::WAIT;
 
 /// How the server answers the opening handshake.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -98,8 +101,8 @@ impl RawConn {
             .expect("Sec-WebSocket-Key")
             .to_string();
         let accept = match answer {
-            Answer::WrongAccept => derive_accept_key(b"not the key"),
-            _ => derive_accept_key(key.as_bytes()),
+            Answer::WrongAccept => accept_key(b"not the key"),
+            _ => accept_key(key.as_bytes()),
         };
         let response = match answer {
             Answer::Silent => return,
@@ -150,6 +153,7 @@ impl RawConn {
     }
 }
 
+/// One unmasked frame, as a server writes it.
 pub fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = vec![(u8::from(fin) << 7) | opcode];
     match payload.len() {
@@ -167,6 +171,8 @@ pub fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The first frame in `bytes` and its length on the wire, once it is all
+/// there; asserts it is masked and has no RSV bits.
 fn parse_client_frame(bytes: &[u8]) -> Option<(Frame, usize)> {
     let (&b0, rest) = bytes.split_first()?;
     let (&b1, rest) = rest.split_first()?;
@@ -197,4 +203,108 @@ fn parse_client_frame(bytes: &[u8]) -> Option<(Frame, usize)> {
         payload,
     };
     Some((frame, used))
+}
+
+/// The test server's frame code against the core's: what one writes the
+/// other reads, so neither side of a test speaks a dialect of its own.
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use wsat_proto::ws::{encode_frame, parse_response, FrameDecoder, HandshakeError};
+
+    use super::*;
+
+    /// Payload lengths at the edges of the three length encodings.
+    const LENGTHS: [usize; 7] = [0, 1, 125, 126, 65535, 65536, 70000];
+
+    fn payload(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i * 7 % 251) as u8).collect()
+    }
+
+    #[test]
+    fn client_frames_from_the_core_encoder_parse_back() {
+        for len in LENGTHS {
+            for (fin, opcode) in [(true, 1), (false, 2), (true, 0), (true, 9)] {
+                let payload = payload(len);
+                let mut wire = Vec::new();
+                encode_frame(&mut wire, fin, opcode, &payload, [0x12, 0x34, 0x56, 0x78]);
+                // Incomplete until the last byte is in.
+                assert!(parse_client_frame(&wire[..wire.len() - 1]).is_none());
+                wire.extend_from_slice(b"next");
+                let (frame, used) = parse_client_frame(&wire).expect("a whole frame");
+                assert_eq!(used, wire.len() - 4, "length {len}");
+                let expected = Frame {
+                    fin,
+                    opcode,
+                    payload,
+                };
+                assert_eq!(frame, expected, "length {len}");
+            }
+        }
+    }
+
+    #[test]
+    fn server_frames_decode_with_the_core_decoder() {
+        for len in LENGTHS {
+            let payload = payload(len);
+            let mut decoder = FrameDecoder::new(1 << 20);
+            decoder.feed(&server_frame(false, 2, &payload));
+            decoder.feed(&server_frame(true, 9, b"ping"));
+            decoder.feed(&server_frame(true, 0, b""));
+            let chunk = decoder.next_chunk().unwrap().expect("the first frame");
+            assert_eq!((chunk.opcode, chunk.fin), (2, false), "length {len}");
+            assert_eq!(chunk.data, payload, "length {len}");
+            let ping = decoder.next_chunk().unwrap().expect("the ping");
+            assert_eq!(
+                (ping.opcode, ping.fin, &ping.data[..]),
+                (9, true, &b"ping"[..])
+            );
+            let last = decoder.next_chunk().unwrap().expect("the last frame");
+            assert_eq!((last.opcode, last.fin, last.data.len()), (0, true, 0));
+            assert_eq!(decoder.next_chunk(), Ok(None));
+        }
+    }
+
+    /// Each [`Answer`] is what the core's response check says it is.
+    #[tokio::test]
+    async fn handshake_answers_as_the_core_sees_them() {
+        // The example key of RFC 6455 §1.3 and its accept value.
+        const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+        const ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
+        assert_eq!(accept_key(KEY.as_bytes()), ACCEPT);
+        for (answer, expected) in [
+            (Answer::Upgrade, Ok(())),
+            (Answer::Status200, Err(HandshakeError::Status(200))),
+            (Answer::WrongAccept, Err(HandshakeError::BadAccept)),
+        ] {
+            let server = RawListener::bind().await;
+            let addr = server.uri.strip_prefix("ws://").unwrap().to_string();
+            let client = tokio::spawn(async move {
+                let mut tcp = TcpStream::connect(addr).await.unwrap();
+                let request = format!(
+                    "GET /path HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                     Connection: Upgrade\r\nSec-WebSocket-Key: {KEY}\r\n\
+                     Sec-WebSocket-Version: 13\r\n\r\n"
+                );
+                tcp.write_all(request.as_bytes()).await.unwrap();
+                let mut response = Vec::new();
+                loop {
+                    let mut buf = [0u8; 1024];
+                    let n = timeout(WAIT, tcp.read(&mut buf)).await.unwrap().unwrap();
+                    assert!(n > 0, "EOF in the response");
+                    response.extend_from_slice(&buf[..n]);
+                    match parse_response(&response, ACCEPT, None) {
+                        Ok(None) => continue,
+                        Ok(Some(_)) => return Ok(()),
+                        Err(error) => return Err(error),
+                    }
+                }
+            });
+            let conn = server.accept(answer).await;
+            assert!(conn.request.starts_with("GET /path HTTP/1.1\r\n"));
+            assert_eq!(conn.header("sec-websocket-key"), Some(KEY));
+            assert_eq!(client.await.unwrap(), expected);
+        }
+    }
 }

@@ -1,6 +1,5 @@
-//! The `wsat` binary on any AT port, for the transport tests: started with
-//! the given arguments, ready once it names its port on stderr, killed on drop.
-#![allow(dead_code)]
+//! The `wsat` binary on any AT port: started with the given arguments,
+//! ready once it names its port on stderr, killed on drop.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -25,6 +24,30 @@ pub struct Launch {
     pub keep_stderr: bool,
 }
 
+/// The `wsat` binary cargo built for the running test: `CARGO_BIN_EXE_wsat`
+/// when cargo sets it at run time, else `wsat` beside the test binary's
+/// `deps/` folder, where cargo puts a package's binaries. (`env!` would name
+/// it only in wsat's own tests, not in this crate.)
+pub fn wsat_binary() -> PathBuf {
+    let path = match std::env::var_os("CARGO_BIN_EXE_wsat") {
+        Some(path) => PathBuf::from(path),
+        None => {
+            let mut dir = std::env::current_exe().expect("the test binary's path");
+            dir.pop();
+            if dir.ends_with("deps") {
+                dir.pop();
+            }
+            dir.join(format!("wsat{}", std::env::consts::EXE_SUFFIX))
+        }
+    };
+    assert!(
+        path.is_file(),
+        "no wsat binary at {} (run the tests with cargo test -p wsat)",
+        path.display()
+    );
+    path
+}
+
 pub struct Proc {
     child: Child,
     stderr: Option<UnboundedReceiver<String>>,
@@ -39,7 +62,7 @@ impl Proc {
 
     /// [`Proc::start`] as `launch` says.
     pub fn launch(launch: &Launch, args: &[&str], ready_prefix: &str) -> (Proc, String) {
-        let wsat = env!("CARGO_BIN_EXE_wsat");
+        let wsat = wsat_binary();
         let mut command = match launch.nofile {
             None => Command::new(wsat),
             Some(limit) => {
@@ -184,9 +207,4 @@ pub fn python() -> PathBuf {
             python.display()
         ),
     }
-}
-
-/// A script under tests/python/.
-pub fn script(name: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python")).join(name)
 }

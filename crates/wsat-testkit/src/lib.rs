@@ -1,10 +1,15 @@
-//! Test rig: the real `wsat` binary on `--tcp 127.0.0.1:0`, a host talking to
-//! it byte for byte, and WebSocket servers on 127.0.0.1:0.
-#![allow(dead_code)]
+//! Test support for wsat, in one place: the real `wsat` binary on
+//! `--tcp 127.0.0.1:0` ([`Wsat`], launched by [`rig::Proc`]), a host talking
+//! to it byte for byte ([`Host`]), and servers on 127.0.0.1:0: wsat's echo
+//! server ([`echo_server`]), a raw-frame server ([`raw`]) and TLS servers
+//! with certificates made at test time ([`tls`]).
+//!
+//! A dev-dependency of `wsat`: its integration tests and its TLS unit tests
+//! use it. Nothing here is published.
 
 pub mod raw;
-#[path = "../rig/mod.rs"]
 pub mod rig;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -41,22 +46,12 @@ impl Wsat {
 
     /// A new host connection: a fresh modem whose `ready` has been read.
     pub async fn host(&self) -> Host {
-        let stream = timeout(WAIT, TcpStream::connect(self.addr))
-            .await
-            .expect("connect timed out")
-            .expect("connect");
-        stream.set_nodelay(true).unwrap();
-        let mut host = Host { stream };
-        host.expect(b"\r\nready\r\n").await;
-        host
+        Host::connect(self.addr).await
     }
 
     /// A host with echo off (`ATE0` answered).
     pub async fn quiet_host(&self) -> Host {
-        let mut host = self.host().await;
-        host.send(b"ATE0\r\n").await;
-        host.expect(b"ATE0\r\n\r\nOK\r\n").await;
-        host
+        Host::connect_quiet(self.addr).await
     }
 }
 
@@ -66,6 +61,27 @@ pub struct Host {
 }
 
 impl Host {
+    /// Connects to a `--tcp` port at `addr`: a fresh modem whose `ready`
+    /// has been read.
+    pub async fn connect(addr: SocketAddr) -> Host {
+        let stream = timeout(WAIT, TcpStream::connect(addr))
+            .await
+            .expect("connect timed out")
+            .expect("connect");
+        stream.set_nodelay(true).unwrap();
+        let mut host = Host { stream };
+        host.expect(b"\r\nready\r\n").await;
+        host
+    }
+
+    /// [`Host::connect`], then echo off (`ATE0` answered).
+    pub async fn connect_quiet(addr: SocketAddr) -> Host {
+        let mut host = Host::connect(addr).await;
+        host.send(b"ATE0\r\n").await;
+        host.expect(b"ATE0\r\n\r\nOK\r\n").await;
+        host
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         timeout(WAIT, self.stream.write_all(bytes))
             .await
@@ -172,7 +188,8 @@ impl Host {
 }
 
 /// tokio-tungstenite's echo server (the one `wsat echo-server` runs) on
-/// 127.0.0.1:0; returns its `ws://` URI.
+/// 127.0.0.1:0; returns its `ws://` URI. Its accept queue is as deep as
+/// the modem's (wsat's `tcp_listener`): a thousand clients may connect at once.
 pub async fn echo_server() -> String {
     let listener = wsat::transport::tcp_listener("127.0.0.1:0".parse().unwrap()).unwrap();
     let addr = listener.local_addr().unwrap();

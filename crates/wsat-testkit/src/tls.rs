@@ -1,11 +1,9 @@
 //! TLS for the end-to-end tests: certificates made at test time (rcgen),
 //! TLS servers on 127.0.0.1:0 (a rustls WebSocket echo server, and servers
-//! that get TLS wrong), and the host's side of `AT+SYSMFG`.
-//!
-//! Included with `#[path]` next to `mod common;`, so the other test
-//! binaries do not build it.
-#![allow(dead_code)]
+//! that get TLS wrong), and the host's side of `AT+SYSMFG`. wsat's TLS
+//! unit tests use the certificates, [`acceptor`] and [`BadServer`] too.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
@@ -20,7 +18,7 @@ use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{Host, WAIT};
+use crate::{Host, WAIT};
 
 /// A CA that issues certificates.
 pub struct Ca {
@@ -95,12 +93,48 @@ impl Leaf {
 
     /// A self-signed CA:TRUE certificate, as `openssl req -x509` makes.
     pub fn self_signed(names: &[&str]) -> Leaf {
-        let key = KeyPair::generate().unwrap();
+        Leaf::self_signed_with(leaf_params(names))
+    }
+
+    /// [`Leaf::self_signed`], valid from January 1st of `from` to January
+    /// 1st of `to`.
+    pub fn self_signed_between(names: &[&str], from: i32, to: i32) -> Leaf {
         let mut params = leaf_params(names);
+        params.not_before = date_time_ymd(from, 1, 1);
+        params.not_after = date_time_ymd(to, 1, 1);
+        Leaf::self_signed_with(params)
+    }
+
+    fn self_signed_with(mut params: CertificateParams) -> Leaf {
+        let key = KeyPair::generate().unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         let cert = params.self_signed(&key).unwrap();
         Leaf::new(cert, key)
     }
+}
+
+/// A TLS acceptor (rustls, ring) presenting `leaf`; with `client_ca`, it
+/// demands a client certificate issued by it.
+pub fn acceptor(leaf: &Leaf, client_ca: Option<&Ca>) -> TlsAcceptor {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .unwrap();
+    let builder = match client_ca {
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            roots.add(ca.der.clone()).unwrap();
+            let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
+                .build()
+                .unwrap();
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(vec![leaf.cert.clone()], leaf.key.clone_key())
+        .unwrap();
+    TlsAcceptor::from(Arc::new(config))
 }
 
 /// A rustls WebSocket echo server on 127.0.0.1:0 (tungstenite over
@@ -115,25 +149,7 @@ impl TlsEchoServer {
     /// Presents `leaf`; with `client_ca`, demands a client certificate
     /// issued by it.
     pub async fn start(leaf: &Leaf, client_ca: Option<&Ca>) -> TlsEchoServer {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = ServerConfig::builder_with_provider(provider.clone())
-            .with_safe_default_protocol_versions()
-            .unwrap();
-        let builder = match client_ca {
-            Some(ca) => {
-                let mut roots = RootCertStore::empty();
-                roots.add(ca.der.clone()).unwrap();
-                let verifier = WebPkiClientVerifier::builder_with_provider(roots.into(), provider)
-                    .build()
-                    .unwrap();
-                builder.with_client_cert_verifier(verifier)
-            }
-            None => builder.with_no_client_auth(),
-        };
-        let config = builder
-            .with_single_cert(vec![leaf.cert.clone()], leaf.key.clone_key())
-            .unwrap();
-        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let acceptor = acceptor(leaf, client_ca);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let (failed, failures) = mpsc::unbounded_channel();
@@ -185,12 +201,16 @@ async fn echo(acceptor: TlsAcceptor, tcp: TcpStream) -> Result<(), String> {
 }
 
 /// How a [`BadServer`] treats a client.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub enum Misbehaviour {
     /// Answers the ClientHello with bytes that are no TLS record.
     Garbage,
+    /// Answers the ClientHello with these bytes (no TLS record either).
+    Answers(&'static [u8]),
     /// Accepts TCP, reads, and never writes.
     Silent,
+    /// Reads the ClientHello and closes the connection.
+    HangsUp,
 }
 
 /// A TCP server on 127.0.0.1:0 that is no TLS server.
@@ -211,9 +231,15 @@ impl BadServer {
                 tokio::spawn(async move {
                     let mut buf = [0u8; 4096];
                     let _ = tcp.read(&mut buf).await;
-                    if let Misbehaviour::Garbage = how {
-                        let _ = tcp.write_all(b"\xde\xad\xbe\xef garbage\r\n\r\n").await;
-                    }
+                    let answer: &[u8] = match how {
+                        Misbehaviour::Garbage => b"\xde\xad\xbe\xef garbage\r\n\r\n",
+                        Misbehaviour::Answers(bytes) => bytes,
+                        Misbehaviour::Silent => b"",
+                        // Dropping the socket closes it (and nothing waits
+                        // for the client to).
+                        Misbehaviour::HangsUp => return,
+                    };
+                    let _ = tcp.write_all(answer).await;
                     // Keep the socket open: the client must end it.
                     while let Ok(1..) = tcp.read(&mut buf).await {}
                     let _ = ended_tx.send(());
@@ -223,11 +249,16 @@ impl BadServer {
         BadServer { port, ended }
     }
 
-    pub fn uri(&self) -> String {
-        format!("wss://127.0.0.1:{}", self.port)
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    /// Waits until the client has dropped its connection.
+    pub fn uri(&self) -> String {
+        format!("wss://{}", self.addr())
+    }
+
+    /// Waits until the client has dropped its connection (never, for
+    /// [`Misbehaviour::HangsUp`]).
     pub async fn dropped(&mut self) {
         timeout(WAIT, self.ended.recv())
             .await

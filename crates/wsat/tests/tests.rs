@@ -1,0 +1,14 @@
+//! wsat's integration tests, one binary (ripgrep's layout): a module per
+//! file beside this one, all on `wsat-testkit` (the process launcher, the AT
+//! host client and the test servers). Test names read `<module>::<test>`.
+mod accept;
+mod bad_input;
+mod boundary;
+mod flow_control;
+mod many_modems;
+mod pacing;
+mod python;
+mod semantics;
+mod session;
+mod tls;
+mod transports;
