@@ -106,7 +106,9 @@ pub struct Wsat {
 impl Wsat {
     pub fn start(bin: &Path) -> anyhow::Result<Wsat> {
         let mut child = Command::new(bin)
-            .args(["--tcp", "127.0.0.1:0"])
+            // The memory figures open up to 5000 modems: past the default
+            // limit, which leaves room for 3 links each.
+            .args(["--tcp", "127.0.0.1:0", "--max-modems", "6000"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -272,7 +272,17 @@ impl Driver {
             if let Some(config) = self.modem.poll_uart_change() {
                 return Poll::Ready(Step::Uart(config));
             }
-            let mut moved = false;
+            let mut moved = self.poll_host_read(cx, reader);
+            moved |= self.poll_connects(cx);
+            self.collect();
+            for link in 0..LINK_COUNT as LinkId {
+                moved |= self.poll_link(cx, link);
+            }
+            moved |= self.poll_timer(cx);
+            self.collect();
+            // Host output last: a prompt and the SEND OK of a send the
+            // socket took at once go out in one write (one wake-up of the
+            // host instead of two).
             match self.poll_host_write(cx, writer) {
                 Poll::Ready(Ok(true)) => moved = true,
                 Poll::Ready(Ok(false)) | Poll::Pending => {}
@@ -281,12 +291,6 @@ impl Driver {
             if !self.host_open && self.modem.host_output().is_empty() && !self.unflushed {
                 return Poll::Ready(Step::Done(Ok(())));
             }
-            moved |= self.poll_host_read(cx, reader);
-            moved |= self.poll_connects(cx);
-            for link in 0..LINK_COUNT as LinkId {
-                moved |= self.poll_link(cx, link);
-            }
-            moved |= self.poll_timer(cx);
             if !moved {
                 return Poll::Pending;
             }

@@ -408,9 +408,11 @@ impl WsLink {
         }
     }
 
-    /// An event on the link's connection. Received bytes are only taken
-    /// here: [`WsLink::next_chunk`] hands out what they hold.
-    pub fn event(&mut self, ctx: &mut Ctx<'_>, event: NetEvent<'_>, headers: &[Vec<u8>]) {
+    /// An event on the link's connection. Returns whether received bytes
+    /// are frames for [`WsLink::next_chunk`] to decode where they are (the
+    /// handshake's bytes, and what follows it in the same read, are taken
+    /// here).
+    pub fn event(&mut self, ctx: &mut Ctx<'_>, event: NetEvent<'_>, headers: &[Vec<u8>]) -> bool {
         match event {
             NetEvent::Connected => {
                 if matches!(
@@ -423,7 +425,7 @@ impl WsLink {
                     self.send_handshake(ctx, headers);
                 }
             }
-            NetEvent::Received(bytes) => self.received(ctx, bytes),
+            NetEvent::Received(bytes) => return self.received(ctx, bytes),
             NetEvent::Sent => {
                 self.conn.sends_done += 1;
                 let done = self.conn.sends_done;
@@ -436,6 +438,7 @@ impl WsLink {
             }
             NetEvent::Closed | NetEvent::Failed(_) => self.transport_ended(ctx),
         }
+        false
     }
 
     fn send_handshake(&mut self, ctx: &mut Ctx<'_>, headers: &[Vec<u8>]) {
@@ -482,7 +485,8 @@ impl WsLink {
         self.end(ctx);
     }
 
-    fn received(&mut self, ctx: &mut Ctx<'_>, bytes: &[u8]) {
+    /// Received bytes; `true` when they are frames to decode.
+    fn received(&mut self, ctx: &mut Ctx<'_>, bytes: &[u8]) -> bool {
         match &mut self.state {
             State::Connecting {
                 handshake: Some(handshake),
@@ -521,8 +525,9 @@ impl WsLink {
                 }
             }
             State::Connecting { .. } | State::Lost { .. } => {}
-            State::Open | State::Closing { .. } => self.conn.decoder.feed(bytes),
+            State::Open | State::Closing { .. } => return true,
         }
+        false
     }
 
     fn established(&mut self, ctx: &mut Ctx<'_>) {
@@ -531,18 +536,32 @@ impl WsLink {
         ctx.signal(Signal::Connected);
     }
 
-    /// Handles the next complete chunk the decoder holds, writing data as
-    /// `+WS_DATA` straight into `sink` (the receive path's one copy in the
-    /// core). Returns whether there was one: call again until `false`.
+    /// Handles the next complete chunk of `input[*used..]` (decoded where
+    /// it is when the decoder holds nothing else; only a frame cut by the
+    /// end of a read is copied) or of what the decoder holds, writing data
+    /// as `+WS_DATA` straight into `sink`: the receive path's one copy in
+    /// the core. Returns whether to call again.
     pub fn next_chunk(
         &mut self,
         ctx: &mut Ctx<'_>,
+        input: &[u8],
+        used: &mut usize,
         sink: &mut Vec<u8>,
         format: DataFormat,
     ) -> bool {
         let open = matches!(self.state, State::Open);
-        let chunk = match self.conn.decoder.next_chunk_ref() {
-            Ok(None) => return false,
+        let decoder = &mut self.conn.decoder;
+        let next = if *used < input.len() && !decoder.holds_input() {
+            decoder.next_chunk_from(input, used)
+        } else {
+            if *used < input.len() {
+                decoder.feed(&input[*used..]);
+                *used = input.len();
+            }
+            decoder.next_chunk_ref()
+        };
+        let chunk = match next {
+            Ok(None) => return *used < input.len(),
             Ok(Some(chunk)) => chunk,
             Err(error) => {
                 self.protocol_violation(ctx, error);
@@ -852,16 +871,21 @@ impl Modem {
     }
 
     pub(super) fn link_event(&mut self, link: LinkId, event: NetEvent<'_>) {
+        let input = match event {
+            NetEvent::Received(bytes) => bytes,
+            _ => &[],
+        };
         let headers = core::mem::take(&mut self.settings.headers);
-        self.with_link(link, |client, ctx| client.event(ctx, event, &headers));
+        let frames = self.with_link(link, |client, ctx| client.event(ctx, event, &headers));
         self.settings.headers = headers;
-        self.drain_frames(link);
+        self.drain_frames(link, if frames == Some(true) { input } else { &[] });
     }
 
     /// Handles every complete chunk the link's decoder holds; each goes
     /// where reports may go right now (the host may be mid-line), and what
     /// its signals say comes after it.
-    fn drain_frames(&mut self, link: LinkId) {
+    fn drain_frames(&mut self, link: LinkId, input: &[u8]) {
+        let mut used = 0;
         loop {
             self.release_held();
             let holding = self.holding_reports();
@@ -893,7 +917,7 @@ impl Modem {
                     signals: &mut signals,
                 };
                 let sink = if holding { held } else { out };
-                client.next_chunk(&mut ctx, sink, format)
+                client.next_chunk(&mut ctx, input, &mut used, sink, format)
             };
             for signal in signals {
                 self.signal(link, signal);

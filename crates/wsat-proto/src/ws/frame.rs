@@ -152,6 +152,10 @@ pub struct FrameDecoder {
     dead: Option<ProtocolError>,
 }
 
+/// What [`FrameDecoder::step`] found: header bytes consumed, and a complete
+/// chunk's metadata and data length.
+type StepResult = Result<(usize, Option<(ChunkHeader, usize)>), ProtocolError>;
+
 /// A chunk's metadata, before its data is attached.
 #[derive(Clone, Copy)]
 struct ChunkHeader {
@@ -238,19 +242,79 @@ impl FrameDecoder {
         if let Some(e) = self.dead {
             return Err(e);
         }
-        match self.step() {
-            Ok(Some(header)) => {
-                let data = &self.buf[self.pos..self.pos + self.lent];
+        let buf = core::mem::take(&mut self.buf);
+        let step = self.step(&buf[self.pos..]);
+        self.buf = buf;
+        match step {
+            Ok((consumed, chunk)) => {
+                self.consume(consumed);
+                let Some((header, n)) = chunk else {
+                    return Ok(None);
+                };
+                self.lent = n;
+                let data = &self.buf[self.pos..self.pos + n];
                 Ok(Some(header.with_data(data)))
             }
-            Ok(None) => Ok(None),
+            Err(e) => Err(self.die(e)),
+        }
+    }
+
+    /// Whether fed bytes wait in the decoder (the last chunk handed out no
+    /// longer counts): if not, [`FrameDecoder::next_chunk_from`] may decode
+    /// the next bytes where they are.
+    pub fn holds_input(&mut self) -> bool {
+        self.return_lent();
+        self.pos < self.buf.len()
+    }
+
+    /// [`FrameDecoder::feed`] and [`FrameDecoder::next_chunk_ref`] in one,
+    /// without copying `input` in: the next chunk of `input[*used..]`,
+    /// borrowed from it, with `*used` moved past it. When no chunk is
+    /// complete, the rest of `input` is kept (copied) and `*used` set to its
+    /// end. For a decoder that [holds no input](FrameDecoder::holds_input);
+    /// one that does takes `input` behind what it holds, as
+    /// [`FrameDecoder::feed`] would, and yields nothing here: ask
+    /// [`FrameDecoder::next_chunk_ref`] then.
+    pub fn next_chunk_from<'a>(
+        &mut self,
+        input: &'a [u8],
+        used: &mut usize,
+    ) -> Result<Option<ChunkRef<'a>>, ProtocolError> {
+        let rest = input.get(*used..).unwrap_or_default();
+        if let Some(e) = self.dead {
+            *used = input.len();
+            return Err(e);
+        }
+        if self.holds_input() {
+            self.feed(rest);
+            *used = input.len();
+            return Ok(None);
+        }
+        match self.step(rest) {
+            Ok((consumed, Some((header, n)))) => {
+                let start = *used + consumed;
+                *used = start + n;
+                Ok(Some(header.with_data(&input[start..start + n])))
+            }
+            Ok((consumed, None)) => {
+                self.buf.extend_from_slice(&rest[consumed..]);
+                *used = input.len();
+                Ok(None)
+            }
             Err(e) => {
-                self.dead = Some(e);
-                self.buf = Vec::new();
-                self.pos = 0;
-                Err(e)
+                *used = input.len();
+                Err(self.die(e))
             }
         }
+    }
+
+    /// After an error the decoder is dead and reads nothing more.
+    fn die(&mut self, e: ProtocolError) -> ProtocolError {
+        self.dead = Some(e);
+        self.buf = Vec::new();
+        self.pos = 0;
+        self.lent = 0;
+        e
     }
 
     /// Bytes fed but not yet yielded (for flow control).
@@ -265,29 +329,31 @@ impl FrameDecoder {
 
     /// Finds the next chunk; on `Some`, its data is the `self.lent` bytes at
     /// `self.pos`.
-    fn step(&mut self) -> Result<Option<ChunkHeader>, ProtocolError> {
-        let mut f = match self.frame {
-            Some(f) => f,
-            None => match self.read_header()? {
-                Some(f) => f,
-                None => return Ok(None),
+    /// Decodes from `avail`, the bytes not consumed yet. Returns how many
+    /// header bytes it consumed and, when a chunk is complete, its header and
+    /// the length of its data, which follows those bytes.
+    fn step(&mut self, avail: &[u8]) -> StepResult {
+        let (mut f, consumed) = match self.frame {
+            Some(f) => (f, 0),
+            None => match self.read_header(avail)? {
+                Some(read) => read,
+                None => return Ok((0, None)),
             },
         };
-        let avail = self.buf.get(self.pos..).unwrap_or_default();
+        let avail = avail.get(consumed..).unwrap_or_default();
         let remaining = f.len - f.offset;
 
         if opcode::is_control(f.opcode) {
             // ≤ 125 bytes, checked in the header.
             let n = usize::try_from(remaining).unwrap_or(usize::MAX);
             let Some(data) = avail.get(..n) else {
-                return Ok(None);
+                return Ok((consumed, None));
             };
             if f.opcode == opcode::CLOSE {
                 check_close(data)?;
             }
             self.frame = None;
-            self.lent = n;
-            return Ok(Some(ChunkHeader::of(&f)));
+            return Ok((consumed, Some((ChunkHeader::of(&f), n))));
         }
 
         let want = usize::try_from(remaining).map_or(self.max_chunk, |r| r.min(self.max_chunk));
@@ -298,7 +364,7 @@ impl FrameDecoder {
                 f.checked = avail.len();
                 self.frame = Some(f);
             }
-            return Ok(None);
+            return Ok((consumed, None));
         };
         let ends = remaining == want as u64;
         if f.text {
@@ -315,13 +381,12 @@ impl FrameDecoder {
             f.checked = 0;
             Some(f)
         };
-        self.lent = want;
-        Ok(Some(header))
+        Ok((consumed, Some((header, want))))
     }
 
-    /// Parses and checks the next frame header, consuming it when complete.
-    fn read_header(&mut self) -> Result<Option<Frame>, ProtocolError> {
-        let avail = self.buf.get(self.pos..).unwrap_or_default();
+    /// Parses and checks the next frame header at the start of `avail`;
+    /// returns it with its length once complete.
+    fn read_header(&mut self, avail: &[u8]) -> Result<Option<(Frame, usize)>, ProtocolError> {
         let (b0, b1) = match avail {
             [b0, b1, ..] => (*b0, *b1),
             _ => return Ok(None),
@@ -388,8 +453,7 @@ impl FrameDecoder {
             checked: 0,
         };
         self.frame = Some(f);
-        self.consume(header_len);
-        Ok(Some(f))
+        Ok(Some((f, header_len)))
     }
 
     /// Drops `n` consumed bytes, compacting so draining stays O(n) overall.
@@ -610,10 +674,67 @@ mod tests {
         run(input, max_chunk, &mut || usize::MAX)
     }
 
-    /// Decodes whole, byte by byte and in random splits; all must agree.
+    /// Like [`run`], decoding each piece where it is when the decoder holds
+    /// nothing (`next_chunk_from`), as the modem does.
+    fn run_from(input: &[u8], max_chunk: usize, sizes: &mut dyn FnMut() -> usize) -> Outcome {
+        let mut d = FrameDecoder::new(max_chunk);
+        let mut chunks = Vec::new();
+        let mut rest = input;
+        loop {
+            let n = sizes().clamp(1, rest.len().max(1)).min(rest.len());
+            let (piece, after) = rest.split_at(n);
+            rest = after;
+            let mut used = 0;
+            loop {
+                let next = if used < piece.len() && !d.holds_input() {
+                    d.next_chunk_from(piece, &mut used)
+                        .map(|c| c.map(|c| c.to_owned()))
+                } else {
+                    if used < piece.len() {
+                        d.feed(&piece[used..]);
+                        used = piece.len();
+                    }
+                    d.next_chunk()
+                };
+                match next {
+                    Ok(Some(c)) => chunks.push(c),
+                    Ok(None) if used < piece.len() => {}
+                    Ok(None) => break,
+                    Err(e) => {
+                        let mut more = 0;
+                        let again = frame(true, BINARY, b"more");
+                        assert_eq!(d.next_chunk_from(&again, &mut more).err(), Some(e));
+                        return (chunks, Some(e));
+                    }
+                }
+            }
+            if rest.is_empty() {
+                return (chunks, None);
+            }
+        }
+    }
+
+    /// Decodes whole, byte by byte and in random splits, fed or decoded in
+    /// place; all must agree.
     fn decode(input: &[u8], max_chunk: usize) -> Outcome {
         let expected = whole(input, max_chunk);
         assert_eq!(run(input, max_chunk, &mut || 1), expected, "byte by byte");
+        assert_eq!(
+            run_from(input, max_chunk, &mut || usize::MAX),
+            expected,
+            "in place, whole"
+        );
+        assert_eq!(
+            run_from(input, max_chunk, &mut || 1),
+            expected,
+            "in place, byte by byte"
+        );
+        for seed in 1..=4u64 {
+            let mut rng = Rng(seed.wrapping_mul(0x2545_F491_4F6C_DD1D));
+            let cap = [2, 7, 300, 5000][seed as usize - 1];
+            let got = run_from(input, max_chunk, &mut || (rng.next() % cap) as usize + 1);
+            assert_eq!(got, expected, "in place, random split, seed {seed}");
+        }
         for seed in 1..=4u64 {
             let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
             let cap = [2, 7, 300, 5000][seed as usize - 1];
