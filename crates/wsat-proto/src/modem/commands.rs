@@ -165,7 +165,7 @@ impl Modem {
                 self.out.extend_from_slice(at::PROMPT);
                 self.input = Input::Data {
                     remaining: len,
-                    buf: Vec::with_capacity(len),
+                    buf: Vec::new(),
                     target,
                 };
             }
@@ -553,13 +553,13 @@ impl Modem {
         }
     }
 
-    pub(super) fn wssend_data(&mut self, request: SendRequest, data: Vec<u8>) {
+    pub(super) fn wssend_data(&mut self, request: SendRequest, data: &[u8]) {
         // The link may have dropped while the host was typing.
         if self.can_send(request.link).is_err() {
             self.error(AtError::exec());
             return;
         }
-        self.input = Input::Busy(self.send_data(request, &data));
+        self.input = Input::Busy(self.send_data(request, data));
     }
 
     fn cmd_wsdatafmt(&mut self, form: Form<'_>) -> Result<Reply, AtError> {

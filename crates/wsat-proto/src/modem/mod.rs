@@ -681,22 +681,33 @@ impl Modem {
             return 1;
         }
         let take = bytes.len().min(*remaining);
+        if buf.is_empty() && take == *remaining {
+            // All of it came in this read (the usual case): no copy.
+            if let Input::Data { target, .. } = core::mem::replace(&mut self.input, Input::Line) {
+                self.prompt_data(target, &bytes[..take]);
+            }
+            return take;
+        }
+        buf.reserve_exact(*remaining);
         buf.extend_from_slice(&bytes[..take]);
         *remaining -= take;
         if *remaining == 0 {
             if let Input::Data { buf, target, .. } =
                 core::mem::replace(&mut self.input, Input::Line)
             {
-                match target {
-                    DataTarget::WsHead => self.wshead_data(buf),
-                    DataTarget::WsSend(request) => self.wssend_data(request, buf),
-                    DataTarget::SysMfg { namespace, key } => {
-                        self.sysmfg_data(namespace, &key, &buf)
-                    }
-                }
+                self.prompt_data(target, &buf);
             }
         }
         take
+    }
+
+    /// The data of a prompt is complete.
+    fn prompt_data(&mut self, target: DataTarget, data: &[u8]) {
+        match target {
+            DataTarget::WsHead => self.wshead_data(data.to_vec()),
+            DataTarget::WsSend(request) => self.wssend_data(request, data),
+            DataTarget::SysMfg { namespace, key } => self.sysmfg_data(namespace, &key, data),
+        }
     }
 
     /// Input while `AT+WSOPEN`/`AT+WSCLOSE` run: discarded, one `busy p...`
