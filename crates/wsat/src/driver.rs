@@ -36,7 +36,7 @@ pub struct Settings {
 
 /// Applies `AT+UART_CUR`/`AT+UART_DEF` to the AT port: its pacing or the
 /// serial device's settings.
-pub trait UartControl: Send {
+pub(crate) trait UartControl: Send {
     /// Called once the bytes before the change have been written.
     fn apply(&mut self, config: UartConfig) -> BoxFuture<'_, io::Result<()>>;
 }
@@ -58,13 +58,13 @@ impl UartControl for SerialControl {
 
 /// What one modem's AT port has besides its bytes.
 #[derive(Default)]
-pub struct Port {
+pub(crate) struct Port {
     /// A name for the trace (`stdio`, `tcp <peer>`, `pty <path>`).
-    pub name: String,
+    pub(crate) name: String,
     /// The line settings at start (`--baud`); 115200 8N1 when `None`.
-    pub uart: Option<UartConfig>,
+    pub(crate) uart: Option<UartConfig>,
     /// Where line settings changes go; without one they are only reported.
-    pub control: Option<Box<dyn UartControl>>,
+    pub(crate) control: Option<Box<dyn UartControl>>,
 }
 
 /// Randomness from the OS, time from the system clock, certificates on disk.
@@ -136,7 +136,7 @@ impl Platform for HostPlatform {
 /// Runs a modem on the AT port `(reader, writer)`, with the port's line
 /// settings and their control, until the host closes it (EOF on `reader`);
 /// every link is dropped then.
-pub async fn run_modem_on<R, W>(
+pub(crate) async fn run_modem_on<R, W>(
     reader: R,
     writer: W,
     settings: Arc<Settings>,

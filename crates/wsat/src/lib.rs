@@ -1,12 +1,14 @@
 //! The runtime of wsat: drives the sans-IO [`wsat_proto::Modem`] with tokio.
 //!
 //! The core decides everything; this crate moves bytes between the AT port
-//! (stdio, TCP, pty, serial), the links' sockets and the timer.
+//! (stdio, TCP, pty, serial), the links' sockets and the timer. Public is
+//! only what the binary and the tests use; see docs/architecture.md.
 #![deny(unsafe_code)]
+#![warn(unreachable_pub)]
 
 pub mod driver;
 pub mod echo_server;
-pub mod net;
+mod net;
 pub mod pki;
 pub mod tls;
 pub mod trace;

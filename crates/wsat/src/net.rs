@@ -97,7 +97,7 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub fn new(io: Box<dyn Io>) -> Stream {
+    pub(crate) fn new(io: Box<dyn Io>) -> Stream {
         Stream {
             io,
             sends: VecDeque::new(),
@@ -108,14 +108,14 @@ impl Stream {
         }
     }
 
-    pub fn send(&mut self, bytes: Vec<u8>) {
+    pub(crate) fn send(&mut self, bytes: Vec<u8>) {
         if !self.ended {
             self.sends.push_back(bytes);
         }
     }
 
     /// Writes queued sends as far as the socket takes them.
-    pub fn poll_write(&mut self, cx: &mut Context<'_>) -> Polled {
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> Polled {
         let mut done = 0;
         while !self.ended {
             let Some(front) = self.sends.front() else {
@@ -150,7 +150,7 @@ impl Stream {
     }
 
     /// One read into `buf`.
-    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Polled {
+    pub(crate) fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Polled {
         if self.ended || self.read_done {
             return Polled::Nothing;
         }
@@ -182,7 +182,7 @@ impl Stream {
 
     /// Writes what was queued, then closes, in a task of its own that ends
     /// after [`CLOSE_FLUSH_LIMIT`] at the latest.
-    pub fn close(mut self) {
+    pub(crate) fn close(mut self) {
         tokio::spawn(async move {
             let flush = async {
                 if self.ended {

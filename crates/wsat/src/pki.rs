@@ -53,12 +53,13 @@ impl PkiStore {
     }
 
     /// The directory this store lives in.
-    pub fn dir(&self) -> &Path {
+    #[cfg(test)]
+    fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The value of an entry; `None` when it does not exist.
-    pub fn read(&self, namespace: &str, key: &str) -> io::Result<Option<Vec<u8>>> {
+    pub(crate) fn read(&self, namespace: &str, key: &str) -> io::Result<Option<Vec<u8>>> {
         let path = self.entry_path(namespace, key)?;
         let file = match File::open(&path) {
             Ok(file) => file,
@@ -77,7 +78,7 @@ impl PkiStore {
     }
 
     /// Replaces an entry with `data`, atomically (see the module docs).
-    pub fn write(&self, namespace: &str, key: &str, data: &[u8]) -> io::Result<()> {
+    pub(crate) fn write(&self, namespace: &str, key: &str, data: &[u8]) -> io::Result<()> {
         let path = self.entry_path(namespace, key)?;
         let dir = self.dir.join(namespace);
         create_private_dir(&dir)?;
@@ -97,7 +98,7 @@ impl PkiStore {
 
     /// Erases entry `key`, or with `None` every entry of the namespace.
     /// Returns false when the named entry did not exist.
-    pub fn erase(&self, namespace: &str, key: Option<&str>) -> io::Result<bool> {
+    pub(crate) fn erase(&self, namespace: &str, key: Option<&str>) -> io::Result<bool> {
         let Some(key) = key else {
             for key in self.list(namespace)? {
                 self.erase(namespace, Some(&key))?;
@@ -117,7 +118,7 @@ impl PkiStore {
 
     /// The keys of a namespace's entries, by index. Files that are not
     /// entries (temporary files, other names) are ignored.
-    pub fn list(&self, namespace: &str) -> io::Result<Vec<String>> {
+    pub(crate) fn list(&self, namespace: &str) -> io::Result<Vec<String>> {
         check_namespace(namespace)?;
         let entries = match fs::read_dir(self.dir.join(namespace)) {
             Ok(entries) => entries,
@@ -151,7 +152,7 @@ impl PkiStore {
     // that flush to disk run through `off_the_async_worker`.
 
     /// [`PkiStore::read`] for `Platform::store_read`.
-    pub fn store_read(&self, namespace: &str, key: &str) -> Option<Vec<u8>> {
+    pub(crate) fn store_read(&self, namespace: &str, key: &str) -> Option<Vec<u8>> {
         self.read(namespace, key)
             .inspect_err(|e| tracing::warn!("certificate store: reading {key}: {e}"))
             .ok()
@@ -159,14 +160,14 @@ impl PkiStore {
     }
 
     /// [`PkiStore::write`] for `Platform::store_write`.
-    pub fn store_write(&self, namespace: &str, key: &str, data: &[u8]) -> bool {
+    pub(crate) fn store_write(&self, namespace: &str, key: &str, data: &[u8]) -> bool {
         off_the_async_worker(|| self.write(namespace, key, data))
             .inspect_err(|e| tracing::warn!("certificate store: writing {key}: {e}"))
             .is_ok()
     }
 
     /// [`PkiStore::erase`] for `Platform::store_erase`.
-    pub fn store_erase(&self, namespace: &str, key: Option<&str>) -> bool {
+    pub(crate) fn store_erase(&self, namespace: &str, key: Option<&str>) -> bool {
         let what = key.unwrap_or(namespace);
         off_the_async_worker(|| self.erase(namespace, key))
             .inspect_err(|e| tracing::warn!("certificate store: erasing {what}: {e}"))
@@ -174,7 +175,7 @@ impl PkiStore {
     }
 
     /// [`PkiStore::list`] for `Platform::store_keys`.
-    pub fn store_keys(&self, namespace: &str) -> Vec<String> {
+    pub(crate) fn store_keys(&self, namespace: &str) -> Vec<String> {
         self.list(namespace)
             .inspect_err(|e| tracing::warn!("certificate store: listing {namespace}: {e}"))
             .unwrap_or_default()

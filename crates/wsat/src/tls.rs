@@ -63,7 +63,7 @@ pub struct TlsOptions {
 /// With TLS 1.3 a server's refusal of the client (no or wrong client
 /// certificate) arrives after the handshake, so it shows up as an error on
 /// the first read rather than here.
-pub async fn connect(
+pub(crate) async fn connect(
     tcp: TcpStream,
     host: &str,
     policy: &TlsPolicy,

@@ -47,7 +47,7 @@ impl Tracer {
     }
 
     /// The trace of a new modem on `port` (e.g. `tcp 127.0.0.1:40000`).
-    pub fn modem(self: &Arc<Self>, port: &str) -> ModemTrace {
+    pub(crate) fn modem(self: &Arc<Self>, port: &str) -> ModemTrace {
         let id = self.next_modem.fetch_add(1, Ordering::Relaxed);
         let trace = ModemTrace {
             tracer: self.clone(),
@@ -66,24 +66,24 @@ impl Tracer {
 }
 
 /// One modem's view of the trace.
-pub struct ModemTrace {
+pub(crate) struct ModemTrace {
     tracer: Arc<Tracer>,
     id: u64,
 }
 
 impl ModemTrace {
     /// Bytes from the host.
-    pub fn at_rx(&self, bytes: &[u8]) {
+    pub(crate) fn at_rx(&self, bytes: &[u8]) {
         self.line(format_args!("at-rx {}", Escaped(bytes)));
     }
 
     /// Bytes written to the host.
-    pub fn at_tx(&self, bytes: &[u8]) {
+    pub(crate) fn at_tx(&self, bytes: &[u8]) {
         self.line(format_args!("at-tx {}", Escaped(bytes)));
     }
 
     /// A line settings change and what became of it.
-    pub fn uart(&self, config: UartConfig, outcome: &str) {
+    pub(crate) fn uart(&self, config: UartConfig, outcome: &str) {
         let UartConfig {
             baudrate,
             data_bits,
@@ -97,18 +97,18 @@ impl ModemTrace {
     }
 
     /// A new connection for `link`.
-    pub fn connect(&self, link: LinkId, host: &str, port: u16, tls: bool) {
+    pub(crate) fn connect(&self, link: LinkId, host: &str, port: u16, tls: bool) {
         let tls = if tls { " tls" } else { "" };
         self.line(format_args!("link{link} connect {host}:{port}{tls}"));
     }
 
     /// Something happened to `link`'s connection.
-    pub fn link_note(&self, link: LinkId, what: &str) {
+    pub(crate) fn link_note(&self, link: LinkId, what: &str) {
         self.line(format_args!("link{link} {what}"));
     }
 
     /// The first line of a handshake request or response, as the core logged it.
-    pub fn http(&self, link: LinkId, dir: Direction, first_line: &[u8]) {
+    pub(crate) fn http(&self, link: LinkId, dir: Direction, first_line: &[u8]) {
         let dir = direction(dir);
         self.line(format_args!(
             "link{link} {dir} http {}",
@@ -117,7 +117,7 @@ impl ModemTrace {
     }
 
     /// A frame the core sent or received.
-    pub fn frame(&self, link: LinkId, dir: Direction, header: &Header, preview: &[u8]) {
+    pub(crate) fn frame(&self, link: LinkId, dir: Direction, header: &Header, preview: &[u8]) {
         let dir = direction(dir);
         self.line(format_args!(
             "link{link} {dir} {}",
@@ -180,7 +180,7 @@ impl std::fmt::Display for Clock {
 /// Bytes as a quoted, escaped string: [`u8::escape_ascii`], except that `'`
 /// stays as it is (`escape_ascii` writes `\'`, which a string quoted with
 /// `"` does not need, and the trace never had).
-pub struct Escaped<'a>(pub &'a [u8]);
+pub(crate) struct Escaped<'a>(pub &'a [u8]);
 
 impl std::fmt::Display for Escaped<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -17,13 +17,13 @@ use pacing::{PaceRate, PacedReader, PacedWriter};
 use pty::Pty;
 use serial::Serial;
 
-pub mod pacing;
-pub mod pty;
-pub mod serial;
+pub(crate) mod pacing;
+mod pty;
+pub(crate) mod serial;
 pub mod tcp;
 mod tty;
 
-pub use tty::{tty_stream, TtyReader, TtyWriter};
+use tty::{tty_stream, TtyReader, TtyWriter};
 
 /// Runs a modem on `(reader, writer)`, paced like a UART at `baud` when
 /// given (`AT+UART_CUR` then changes the pace).

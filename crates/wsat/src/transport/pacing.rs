@@ -19,13 +19,13 @@ const STEP: Duration = Duration::from_millis(10);
 
 /// The line's speed, shared by both directions of one port.
 #[derive(Debug)]
-pub struct PaceRate {
+pub(crate) struct PaceRate {
     /// Nanoseconds one byte takes on the line; 0: unpaced.
     byte_time_ns: AtomicU64,
 }
 
 impl PaceRate {
-    pub fn new(config: UartConfig) -> Arc<PaceRate> {
+    pub(crate) fn new(config: UartConfig) -> Arc<PaceRate> {
         let rate = PaceRate {
             byte_time_ns: AtomicU64::new(0),
         };
@@ -34,13 +34,14 @@ impl PaceRate {
     }
 
     /// Takes effect from the next read or write on.
-    pub fn set(&self, config: UartConfig) {
+    pub(crate) fn set(&self, config: UartConfig) {
         self.byte_time_ns
             .store(config.byte_time_ns(), Ordering::Relaxed);
     }
 
     /// Bytes per second at the current setting (0: unpaced).
-    pub fn bytes_per_second(&self) -> f64 {
+    #[cfg(test)]
+    fn bytes_per_second(&self) -> f64 {
         match self.byte_time_ns.load(Ordering::Relaxed) {
             0 => 0.0,
             ns => 1e9 / ns as f64,
@@ -102,13 +103,13 @@ impl Line {
 }
 
 /// The reading half of a paced port.
-pub struct PacedReader<R> {
+pub(crate) struct PacedReader<R> {
     inner: R,
     line: Line,
 }
 
 impl<R> PacedReader<R> {
-    pub fn new(inner: R, rate: Arc<PaceRate>) -> Self {
+    pub(crate) fn new(inner: R, rate: Arc<PaceRate>) -> Self {
         PacedReader {
             inner,
             line: Line::new(rate),
@@ -136,13 +137,13 @@ impl<R: AsyncRead + Unpin> AsyncRead for PacedReader<R> {
 }
 
 /// The writing half of a paced port.
-pub struct PacedWriter<W> {
+pub(crate) struct PacedWriter<W> {
     inner: W,
     line: Line,
 }
 
 impl<W> PacedWriter<W> {
-    pub fn new(inner: W, rate: Arc<PaceRate>) -> Self {
+    pub(crate) fn new(inner: W, rate: Arc<PaceRate>) -> Self {
         PacedWriter {
             inner,
             line: Line::new(rate),

@@ -11,7 +11,7 @@ use super::{tty_stream, TtyReader, TtyWriter};
 
 /// A pseudo-terminal in raw mode with a symlink to its slave. The symlink
 /// is removed when this is dropped.
-pub struct Pty {
+pub(super) struct Pty {
     /// Kept open so that the master never sees a hang-up (reads failing with
     /// EIO) when a host closes the slave: the modem outlives host programs,
     /// and a host can open the slave again at any time.
@@ -25,7 +25,7 @@ impl Pty {
     /// Opens a pty, puts its slave in raw mode (no echo, no line editing,
     /// 8 bits through) and points `link` at it. An existing symlink at
     /// `link` (left by a killed run) is replaced; any other file is not.
-    pub fn open(link: &Path) -> io::Result<Pty> {
+    pub(super) fn open(link: &Path) -> io::Result<Pty> {
         let pair = openpty(None, None)?;
         let mut termios = tcgetattr(pair.slave.as_fd())?;
         cfmakeraw(&mut termios);
@@ -51,12 +51,12 @@ impl Pty {
     }
 
     /// The slave device, e.g. `/dev/pts/3`.
-    pub fn slave_path(&self) -> &Path {
+    pub(super) fn slave_path(&self) -> &Path {
         &self.slave_path
     }
 
     /// The master side as the AT port. Only the first call gets it.
-    pub fn take_port(&mut self) -> io::Result<(TtyReader, TtyWriter)> {
+    pub(super) fn take_port(&mut self) -> io::Result<(TtyReader, TtyWriter)> {
         let master = self
             .master
             .take()

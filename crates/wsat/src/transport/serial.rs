@@ -16,7 +16,7 @@ use super::{tty_stream, TtyReader, TtyWriter};
 const DRAIN_LIMIT: Duration = Duration::from_secs(2);
 
 /// An open serial device: the AT port, and a handle to change its settings.
-pub struct Serial {
+pub(crate) struct Serial {
     pub reader: TtyReader,
     pub writer: TtyWriter,
     pub control: SerialControl,
@@ -24,13 +24,13 @@ pub struct Serial {
 
 /// Changes the line settings of an open device.
 #[derive(Clone)]
-pub struct SerialControl {
+pub(crate) struct SerialControl {
     port: Arc<Mutex<TTYPort>>,
 }
 
 impl Serial {
     /// Opens `path` (exclusively, like any serial program) at `config`.
-    pub fn open(path: &str, config: UartConfig) -> io::Result<Serial> {
+    pub(crate) fn open(path: &str, config: UartConfig) -> io::Result<Serial> {
         let mut port = serialport::new(path, config.baudrate)
             .open_native()
             .map_err(io::Error::from)?;
@@ -60,7 +60,7 @@ impl Serial {
 impl SerialControl {
     /// Lets what was written go out at the old settings (bounded by
     /// [`DRAIN_LIMIT`]), then switches the device to `config`.
-    pub async fn set(&self, config: UartConfig) -> io::Result<()> {
+    pub(crate) async fn set(&self, config: UartConfig) -> io::Result<()> {
         let port = self.port.clone();
         let task = tokio::task::spawn_blocking(move || {
             let mut port = port.lock().unwrap_or_else(|e| e.into_inner());

@@ -15,11 +15,11 @@ use tokio::sync::Semaphore;
 
 /// Descriptors one modem may hold: its host connection and a socket for
 /// each of its three links.
-pub const FDS_PER_MODEM: u64 = 4;
+pub(crate) const FDS_PER_MODEM: u64 = 4;
 /// Descriptors left for the rest of the process: stdio, the runtime, the
 /// listener, a trace file, the certificate store, name look-ups and
 /// connections being refused.
-pub const FD_RESERVE: u64 = 32;
+pub(crate) const FD_RESERVE: u64 = 32;
 
 /// The first wait after an accept error; it doubles with every error in a
 /// row up to [`BACKOFF_MAX`] and starts over after a success.
@@ -43,7 +43,7 @@ pub fn default_max_modems(fd_limit: u64) -> usize {
 }
 
 /// The line a connection beyond `--max-modems` gets before it is closed.
-pub fn refusal(max_modems: usize) -> String {
+pub(crate) fn refusal(max_modems: usize) -> String {
     format!("ERROR: too many modems (--max-modems {max_modems})\r\n")
 }
 

@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// One terminal file descriptor (a pty master, a serial device), split into
 /// a reading and a writing half that share it.
-pub fn tty_stream(fd: OwnedFd) -> io::Result<(TtyReader, TtyWriter)> {
+pub(super) fn tty_stream(fd: OwnedFd) -> io::Result<(TtyReader, TtyWriter)> {
     let flags = OFlag::from_bits_truncate(fcntl(fd.as_fd(), FcntlArg::F_GETFL)?);
     fcntl(fd.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
     // SAFETY: `AsyncFd::register` needs the descriptor to stay open and be
@@ -29,11 +29,11 @@ pub fn tty_stream(fd: OwnedFd) -> io::Result<(TtyReader, TtyWriter)> {
     Ok((TtyReader { fd: fd.clone() }, TtyWriter { fd }))
 }
 
-pub struct TtyReader {
+pub(crate) struct TtyReader {
     fd: Arc<AsyncFd<OwnedFd>>,
 }
 
-pub struct TtyWriter {
+pub(crate) struct TtyWriter {
     fd: Arc<AsyncFd<OwnedFd>>,
 }
 
