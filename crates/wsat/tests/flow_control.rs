@@ -8,7 +8,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::timeout;
 
 use wsat_testkit::raw::{server_frame, RawListener};
-use wsat_testkit::{Wsat, WAIT};
+use wsat_testkit::{Host, Wsat, WAIT};
 
 const TOTAL: usize = 50 * 1024 * 1024;
 const FRAME: usize = 16 * 1024;
@@ -36,6 +36,19 @@ struct Reports {
 }
 
 impl Reports {
+    /// Reads from the host at full speed until `total` payload bytes have
+    /// been checked.
+    async fn read_until(&mut self, host: &mut Host, buf: &mut [u8], total: usize) {
+        while self.checked < total {
+            let n = timeout(WAIT, host.stream.read(buf))
+                .await
+                .unwrap_or_else(|_| panic!("stalled after {} bytes", self.checked))
+                .unwrap();
+            assert!(n > 0, "AT port closed after {} bytes", self.checked);
+            self.feed(&buf[..n]);
+        }
+    }
+
     fn feed(&mut self, bytes: &[u8]) {
         self.buf.extend_from_slice(bytes);
         let mut at = 0;
@@ -113,14 +126,7 @@ async fn fifty_megabytes_to_a_slow_host_arrive_whole_in_bounded_memory() {
     let slow_bytes = reports.checked;
     // Fast: everything else.
     let fast_start = Instant::now();
-    while reports.checked < TOTAL {
-        let n = timeout(WAIT, host.stream.read(&mut buf))
-            .await
-            .unwrap_or_else(|_| panic!("stalled after {} bytes", reports.checked))
-            .unwrap();
-        assert!(n > 0, "AT port closed after {} bytes", reports.checked);
-        reports.feed(&buf[..n]);
-    }
+    reports.read_until(&mut host, &mut buf, TOTAL).await;
     let fast_time = fast_start.elapsed();
     let (_conn, send_time) = timeout(WAIT, sender).await.unwrap().unwrap();
     assert_eq!(reports.checked, TOTAL);
@@ -178,15 +184,8 @@ async fn a_host_stalled_past_the_pong_timeout_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     let mut reports = Reports::default();
     let mut buf = vec![0u8; 256 * 1024];
-    while reports.checked < STALL_TOTAL {
-        let n = timeout(WAIT, host.stream.read(&mut buf))
-            .await
-            .unwrap_or_else(|_| panic!("stalled after {} bytes", reports.checked))
-            .unwrap();
-        assert!(n > 0, "AT port closed after {} bytes", reports.checked);
-        // Anything but +WS_DATA (a +WS_DISCONNECTED) fails here.
-        reports.feed(&buf[..n]);
-    }
+    // Anything but +WS_DATA (a +WS_DISCONNECTED) fails here.
+    reports.read_until(&mut host, &mut buf, STALL_TOTAL).await;
     let _ = timeout(WAIT, server).await.unwrap().unwrap();
     // The link is still up: keepalive goes on.
     host.at(

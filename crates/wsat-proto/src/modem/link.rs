@@ -710,13 +710,15 @@ pub(super) struct LinkSlot {
 }
 
 impl Modem {
-    /// Runs `f` on `link`'s client with a context, then turns the signals
-    /// it gave into AT bytes. `None` when the link has no client.
-    fn with_link<T>(
+    /// Runs `f` on `link`'s slot with a context and the buffer reports
+    /// may go to right now (the host may be mid-line), then turns the
+    /// signals it gave into AT bytes. The one place a link's context is made.
+    fn on_link<T>(
         &mut self,
         link: LinkId,
-        f: impl FnOnce(&mut WsLink, &mut Ctx<'_>) -> T,
+        f: impl FnOnce(&mut LinkSlot, &mut Ctx<'_>, &mut Vec<u8>) -> Option<T>,
     ) -> Option<T> {
+        let holding = self.holding_reports();
         let mut signals = Vec::new();
         let result = {
             let Modem {
@@ -726,9 +728,11 @@ impl Modem {
                 log,
                 options,
                 now,
+                out,
+                held,
                 ..
             } = self;
-            let client = links.get_mut(usize::from(link))?.client.as_mut()?;
+            let slot = links.get_mut(usize::from(link))?;
             let mut ctx = Ctx {
                 link,
                 now: *now,
@@ -738,12 +742,21 @@ impl Modem {
                 log_frames: options.log_frames,
                 signals: &mut signals,
             };
-            f(client, &mut ctx)
+            f(slot, &mut ctx, if holding { held } else { out })
         };
         for signal in signals {
             self.signal(link, signal);
         }
-        Some(result)
+        result
+    }
+
+    /// [`Modem::on_link`] for a link that has a client.
+    fn with_link<T>(
+        &mut self,
+        link: LinkId,
+        f: impl FnOnce(&mut WsLink, &mut Ctx<'_>) -> T,
+    ) -> Option<T> {
+        self.on_link(link, |slot, ctx, _| Some(f(slot.client.as_mut()?, ctx)))
     }
 
     /// Turns what a link said into AT bytes.
@@ -802,20 +815,11 @@ impl Modem {
 
     /// `AT+WSOPEN`: the link's first connection attempt starts.
     pub(super) fn open_link(&mut self, link: LinkId, request: OpenRequest) {
-        let mut signals = Vec::new();
-        let slot = &mut self.links[usize::from(link)];
-        let config = slot.pending_config.clone().unwrap_or_default();
-        let mut ctx = Ctx {
-            link,
-            now: self.now,
-            platform: &mut *self.platform,
-            actions: &mut self.actions,
-            log: &mut self.log,
-            log_frames: self.options.log_frames,
-            signals: &mut signals,
-        };
-        slot.client = Some(WsLink::open(&mut ctx, request, config));
-        debug_assert!(signals.is_empty());
+        self.on_link(link, |slot, ctx, _| {
+            let config = slot.pending_config.clone().unwrap_or_default();
+            slot.client = Some(WsLink::open(ctx, request, config));
+            Some(())
+        });
     }
 
     /// Whether `AT+WSSEND` may send on `link` now; `Ok(true)` while the host
@@ -888,41 +892,12 @@ impl Modem {
         let mut used = 0;
         loop {
             self.release_held();
-            let holding = self.holding_reports();
-            let mut signals = Vec::new();
-            let more = {
-                let Modem {
-                    links,
-                    platform,
-                    actions,
-                    log,
-                    options,
-                    now,
-                    out,
-                    held,
-                    ..
-                } = self;
-                let slot = &mut links[usize::from(link)];
+            let more = self.on_link(link, |slot, ctx, sink| {
                 let format = slot.format;
-                let Some(client) = slot.client.as_mut() else {
-                    return;
-                };
-                let mut ctx = Ctx {
-                    link,
-                    now: *now,
-                    platform: &mut **platform,
-                    actions,
-                    log,
-                    log_frames: options.log_frames,
-                    signals: &mut signals,
-                };
-                let sink = if holding { held } else { out };
-                client.next_chunk(&mut ctx, input, &mut used, sink, format)
-            };
-            for signal in signals {
-                self.signal(link, signal);
-            }
-            if !more {
+                let client = slot.client.as_mut()?;
+                Some(client.next_chunk(ctx, input, &mut used, sink, format))
+            });
+            if more != Some(true) {
                 return;
             }
         }
