@@ -344,6 +344,11 @@ fn answer(sim: &mut Sim) -> Vec<u8> {
     if !ends_in_result(&sim.host_rx) {
         sim.advance(200_000);
     }
+    // A reset's `ready` belongs to its answer; the next line must not be
+    // typed into the restart.
+    if sim.modem.restarting() {
+        sim.advance(10_000);
+    }
     sim.host_read()
 }
 

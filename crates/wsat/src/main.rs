@@ -38,6 +38,13 @@ struct Cli {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_modems: Option<usize>,
 
+    /// Milliseconds from the OK of AT+RST or AT+RESTORE to `ready`, during
+    /// which input is lost as on a restarting chip (ESP32s take 0.7-1.7 s;
+    /// drivers want it well under 1 s).
+    #[arg(long, value_name = "MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(0..=2000))]
+    restart_delay: u64,
+
     /// Serve the AT port on a pseudo-terminal in raw mode, reached through a
     /// symlink at PATH that hosts open like a serial port (removed on exit).
     #[arg(long, value_name = "PATH", group = "port")]
@@ -137,7 +144,7 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
         return Ok(echo_server::serve(listener).await?);
     }
     let settings = Arc::new(Settings {
-        options: modem_options(),
+        options: modem_options(cli.restart_delay),
         tls: TlsOptions {
             verify_hostname: cli.tls_verify_hostname,
         },
@@ -225,10 +232,11 @@ fn open_store(dir: Option<PathBuf>) -> anyhow::Result<Option<PkiStore>> {
     }
 }
 
-fn modem_options() -> ModemOptions {
+fn modem_options(restart_delay_ms: u64) -> ModemOptions {
     ModemOptions {
         commit: env!("WSAT_COMMIT").to_string(),
         build_time: env!("WSAT_BUILD_TIME").to_string(),
+        restart_delay_ms,
         ..ModemOptions::default()
     }
 }

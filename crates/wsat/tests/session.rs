@@ -220,3 +220,19 @@ async fn the_echo_server_subcommand_echoes_text_and_binary() {
     host.send_data("0,3,2", b"\x00\x01\x02").await;
     host.expect(b"+WS_DATA:0,2,3,\x00\x01\x02").await;
 }
+
+#[tokio::test]
+async fn a_reset_loses_input_until_ready_comes_after_the_delay() {
+    let wsat = Wsat::start_with(&["--restart-delay", "300"]);
+    let mut host = wsat.quiet_host().await;
+    let started = std::time::Instant::now();
+    host.send(b"AT+RST\r\n").await;
+    host.expect(b"\r\nOK\r\n").await;
+    // Typed into the restart: lost, as on a chip in reset.
+    host.send(b"AT+GMR\r\n").await;
+    host.expect(b"\r\nready\r\n").await;
+    assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+    // Echo is on again, and the lost command left no answer behind.
+    host.send(b"AT\r\n").await;
+    host.expect(b"AT\r\n\r\nOK\r\n").await;
+}

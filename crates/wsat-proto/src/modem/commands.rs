@@ -11,6 +11,9 @@ use crate::ws::{self, opcode};
 
 /// ESP-AT release whose command set we speak; host drivers check ≥ 3.2.0.0.
 pub const AT_VERSION: &str = "3.4.0.0";
+/// The chip tag of `AT+GMR`'s first line: drivers (lwesp) identify the
+/// module by it. That it is wsat says the `SDK version` line.
+const CHIP: &str = "ESP32C3";
 
 /// The four forms of an AT command.
 pub(super) enum Form<'a> {
@@ -66,7 +69,7 @@ const COMMANDS: &[Command] = &[
     cmd("", EXEC, |_, _| Ok(Reply::Ok)),
     cmd("E0", EXEC, |m, _| m.set_echo(false)),
     cmd("E1", EXEC, |m, _| m.set_echo(true)),
-    cmd("+RST", EXEC, |m, _| m.cmd_rst()),
+    cmd("+RST", [false, false, true, true], Modem::cmd_rst),
     cmd("+GMR", EXEC, |m, _| m.cmd_gmr()),
     cmd("+CMD", QUERY, |m, _| m.cmd_cmd()),
     cmd("+RESTORE", EXEC, |m, _| m.cmd_restore()),
@@ -203,13 +206,35 @@ impl Modem {
         Ok(Reply::Ok)
     }
 
-    fn cmd_rst(&mut self) -> Result<Reply, AtError> {
+    /// `AT+RST`, and `AT+RST=<0|1>` of the C2/C3 (1, download mode, has
+    /// nothing to emulate: it restarts as 0 does).
+    fn cmd_rst(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        if let Form::Set(p) = form {
+            Args::parse(p, 1)?.int(0, 0..=1)?;
+        }
         self.ok();
+        self.restart();
+        Ok(Reply::Done)
+    }
+
+    /// After the `OK` of a reset: back to power-on state, input discarded
+    /// until `ready` ([`ModemOptions::restart_delay_ms`] later).
+    pub(super) fn restart(&mut self) {
         self.reset();
         // `ready` comes at the saved line settings.
         self.uart_reset();
-        self.out.extend_from_slice(at::READY);
-        Ok(Reply::Done)
+        self.input = Input::Restarting {
+            until: self.now.saturating_add(self.options.restart_delay_ms),
+        };
+    }
+
+    /// `AT+RST` typed while a command runs: ESP-AT's escape hatch. The
+    /// command is cut off without its answer.
+    pub(super) fn force_restart(&mut self) {
+        self.out
+            .extend_from_slice(b"\r\nWill force to restart!!!\r\n");
+        self.ok();
+        self.restart();
     }
 
     /// Back to power-on state: links dropped without reports, settings default.
@@ -227,7 +252,7 @@ impl Modem {
         let (commit, time) = (&self.options.commit, &self.options.build_time);
         let version = env!("CARGO_PKG_VERSION");
         let text = format!(
-            "AT version:{AT_VERSION}({commit} - wsat - {time})\r\n\
+            "AT version:{AT_VERSION}({commit} - {CHIP} - {time})\r\n\
              SDK version:wsat v{version}\r\n\
              compile time({commit}):{time}\r\n\
              Bin version:{}(wsat)\r\n",
@@ -270,7 +295,7 @@ impl Modem {
     /// Factory settings: what `AT+RST` restores, and the saved UART settings.
     fn cmd_restore(&mut self) -> Result<Reply, AtError> {
         self.uart_restore();
-        self.cmd_rst()
+        self.cmd_rst(Form::Execute)
     }
 
     fn cmd_cifsr(&mut self) -> Result<Reply, AtError> {

@@ -97,6 +97,10 @@ pub struct ModemOptions {
     pub build_time: String,
     /// The AT port's line settings at start (`AT+UART_CUR?`, `AT+UART_DEF?`).
     pub uart: UartConfig,
+    /// From the `OK` of `AT+RST`/`AT+RESTORE` to `ready`; input meanwhile
+    /// is lost, as on a restarting chip. ESP32s take 0.7–1.7 s; drivers
+    /// need it well under 1 s.
+    pub restart_delay_ms: u64,
     /// Log every frame sent and received ([`Log::Frame`], [`Log::Http`]);
     /// failures are logged either way.
     pub log_frames: bool,
@@ -108,6 +112,7 @@ impl Default for ModemOptions {
             commit: String::from("0000000"),
             build_time: String::from("Jan  1 1970 00:00:00"),
             uart: UartConfig::DEFAULT,
+            restart_delay_ms: 500,
             log_frames: false,
         }
     }
@@ -220,6 +225,14 @@ const COMPACT_AFTER: usize = 64 * 1024;
 /// How long a line ended by a lone CR waits for an LF (with echo on), on
 /// top of two byte times at the port's rate.
 const LF_WAIT_MS: u64 = 100;
+
+/// What makes ESP-AT restart even while a command runs.
+const FORCE_RESTART: &[u8] = b"AT+RST\r\n";
+
+/// Where `needle` first starts in `haystack`.
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
 
 /// Log entries kept for [`Modem::poll_log`]; older ones are dropped (and
 /// counted) so a runtime that never asks cannot grow memory.
@@ -360,6 +373,9 @@ enum Input {
     },
     /// A command is running; see [`Wait`].
     Busy(Wait),
+    /// Reset: input is discarded (the chip is restarting) until `ready`
+    /// goes out at `until`.
+    Restarting { until: u64 },
 }
 
 /// Where the bytes typed after a prompt go.
@@ -508,10 +524,13 @@ impl Modem {
                 self.end_of_line(line);
             }
         }
-        if let Input::Busy(Wait::Send { deadline, .. }) = self.input {
-            if now >= deadline {
-                self.send_timed_out();
+        match self.input {
+            Input::Busy(Wait::Send { deadline, .. }) if now >= deadline => self.send_timed_out(),
+            Input::Restarting { until } if now >= until => {
+                self.input = Input::Line;
+                self.out.extend_from_slice(at::READY);
             }
+            _ => {}
         }
         for link in 0..LINK_COUNT as LinkId {
             self.link_timeout(link);
@@ -566,6 +585,7 @@ impl Modem {
     pub fn poll_timeout(&self) -> Option<u64> {
         let send = match self.input {
             Input::Busy(Wait::Send { deadline, .. }) => Some(deadline),
+            Input::Restarting { until } => Some(until),
             _ => None,
         };
         self.link_deadlines()
@@ -581,6 +601,11 @@ impl Modem {
     /// May change after any call of step 1.
     pub fn poll_log(&mut self) -> Option<Log> {
         self.log.pop()
+    }
+
+    /// Whether a reset is under way (input is lost until `ready`).
+    pub fn restarting(&self) -> bool {
+        matches!(self.input, Input::Restarting { .. })
     }
 
     /// Host input taken but not acted on yet (for tests and metrics; the
@@ -627,8 +652,16 @@ impl Modem {
             used += match self.input {
                 Input::Line => self.line_input(rest),
                 Input::Data { .. } => self.data_input(rest),
-                Input::Busy(Wait::Send { .. }) => break,
+                Input::Busy(Wait::Send { .. }) => match find(rest, FORCE_RESTART) {
+                    // The input waits for the send, but a reset cuts in.
+                    Some(at) => {
+                        self.force_restart();
+                        at + FORCE_RESTART.len()
+                    }
+                    None => break,
+                },
                 Input::Busy(_) => self.busy_input(rest),
+                Input::Restarting { .. } => rest.len(),
             };
         }
         used
@@ -714,8 +747,10 @@ impl Modem {
     /// per line the host tried to send.
     fn busy_input(&mut self, bytes: &[u8]) -> usize {
         let read = self.reader.read(bytes, None);
-        if read.line.is_some() {
-            self.out.extend_from_slice(at::BUSY);
+        match read.line {
+            Some(Line::Text(line)) if line == b"AT+RST" => self.force_restart(),
+            Some(_) => self.out.extend_from_slice(at::BUSY),
+            None => {}
         }
         read.used
     }
@@ -746,7 +781,7 @@ impl Modem {
         match self.input {
             Input::Line => self.settings.echo && self.reader.in_line(),
             Input::Data { .. } | Input::Busy(Wait::Send { .. }) => true,
-            Input::Busy(_) => false,
+            Input::Busy(_) | Input::Restarting { .. } => false,
         }
     }
 

@@ -157,6 +157,16 @@ impl Rig {
         )
     }
 
+    /// A reset command: its answer, and `ready` once the restart delay
+    /// (500 ms by default) is over, with nothing between.
+    fn reset(&mut self, line: &str) -> Vec<u8> {
+        let mut out = self.at(line);
+        let start = self.sim.now;
+        assert_eq!(self.advance_to(start + 499), b"", "ready too early");
+        out.extend(self.advance_to(start + 500));
+        out
+    }
+
     /// Bytes of reports held back for the host.
     fn held(&self) -> usize {
         self.sim.modem.held.len()
@@ -273,10 +283,11 @@ fn basic_commands() {
     let mut rig = Rig::quiet();
     let gmr = String::from_utf8(rig.at("AT+GMR")).unwrap();
     assert!(
-        gmr.starts_with("AT version:3.4.0.0(0000000 - wsat - "),
+        gmr.starts_with("AT version:3.4.0.0(0000000 - ESP32C3 - "),
         "{gmr}"
     );
-    assert!(gmr.contains("\r\nSDK version:") && gmr.contains("\r\ncompile time(0000000):"));
+    // A chip tag drivers know (lwesp), and wsat named on the next line.
+    assert!(gmr.contains("\r\nSDK version:wsat v") && gmr.contains("\r\ncompile time(0000000):"));
     assert!(gmr.contains("\r\nBin version:3.4.0(wsat)\r\n"));
     assert!(gmr.ends_with("\r\n\r\nOK\r\n"));
     let cmd = String::from_utf8(rig.at("AT+CMD?")).unwrap();
@@ -332,13 +343,13 @@ fn other_start_up_commands_drivers_send() {
           +CIPSTA:netmask:\"255.0.0.0\"\r\n\r\nOK\r\n"
     );
     // AT+RST forgets them; AT+RESTORE too, and answers like AT+RST.
-    assert_eq!(rig.at("AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
+    assert_eq!(rig.reset("AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
     assert_eq!(
         rig.at("AT+CIPMUX?"),
         b"AT+CIPMUX?\r\n+CIPMUX:0\r\n\r\nOK\r\n"
     );
     assert_eq!(
-        rig.at("AT+RESTORE"),
+        rig.reset("AT+RESTORE"),
         b"AT+RESTORE\r\n\r\nOK\r\n\r\nready\r\n"
     );
 }
@@ -349,7 +360,7 @@ fn reset_answers_ok_then_ready_and_restores_defaults() {
     rig.open(0);
     assert_eq!(rig.input(b"AT+WSHEAD=6\r\n"), b"\r\nOK\r\n\r\n>");
     assert_eq!(rig.input(b"X-A: 1"), b"\r\nOK\r\n");
-    assert_eq!(rig.at("AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
+    assert_eq!(rig.reset("AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
     assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
     // Echo is back on, the link and the headers are gone.
     assert_eq!(rig.at("AT+WSOPEN?"), b"AT+WSOPEN?\r\n\r\nOK\r\n");
@@ -1610,4 +1621,66 @@ fn the_log_says_why_an_open_failed() {
         dir: Direction::Rx,
         first_line: b"HTTP/1.1 404 Not Found".to_vec()
     }));
+}
+
+// --- start-up and reset (esp-at-tcpip.md §1) ----------------------------
+
+#[test]
+fn input_during_a_restart_is_lost_and_ready_comes_after_the_delay() {
+    let mut rig = Rig::quiet();
+    // The next command in the same write as the reset is lost with it.
+    assert_eq!(rig.input(b"AT+RST\r\nAT\r\n"), b"\r\nOK\r\n");
+    let start = rig.sim.now;
+    assert_eq!(rig.advance_to(start + 100), b"");
+    assert_eq!(rig.input(b"AT\r\nATE0\r\n"), b"", "the chip is restarting");
+    assert_eq!(rig.advance_to(start + 500), b"\r\nready\r\n");
+    // Echo is back on, and nothing of the lost input ran.
+    assert_eq!(rig.at("AT"), b"AT\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+RST=0"), b"AT+RST=0\r\n\r\nOK\r\n");
+    rig.advance_to(start + 2_000);
+    assert_eq!(rig.at("AT+RST=1"), b"AT+RST=1\r\n\r\nOK\r\n");
+    rig.advance_to(start + 3_000);
+    assert_eq!(rig.at("AT+RST=2"), b"AT+RST=2\r\n\r\nERROR\r\n");
+}
+
+#[test]
+fn the_restart_delay_is_an_option() {
+    let mut sim = Sim::with_options(ModemOptions {
+        restart_delay_ms: 0,
+        ..ModemOptions::default()
+    });
+    sim.host_write(b"ATE0\r\n");
+    sim.host_read();
+    sim.host_write(b"AT+RST\r\n");
+    sim.advance(0);
+    assert_eq!(sim.host_read(), b"\r\nOK\r\n\r\nready\r\n");
+}
+
+#[test]
+fn a_reset_typed_while_a_command_runs_forces_the_restart() {
+    // During AT+WSOPEN's wait: other lines get busy p..., AT+RST restarts.
+    let mut rig = Rig::quiet();
+    assert_eq!(rig.at("AT+WSOPEN=0,\"ws://h.example/\""), b"");
+    assert_eq!(rig.input(b"AT\r\n"), b"\r\nbusy p...\r\n");
+    assert_eq!(
+        rig.input(b"AT+RST\r\n"),
+        b"\r\nWill force to restart!!!\r\n\r\nOK\r\n"
+    );
+    // The open is cut off: no ERROR, no report; its connection dropped.
+    let actions = rig.actions();
+    assert!(
+        matches!(actions.last(), Some(NetAction::Close { link: 0 })),
+        "{actions:?}"
+    );
+    assert_eq!(rig.advance_to(rig.sim.now + 500), b"\r\nready\r\n");
+    assert_eq!(rig.at("AT+WSOPEN?"), b"AT+WSOPEN?\r\n\r\nOK\r\n");
+    // During AT+WSSEND's wait, where input waits for SEND OK.
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    assert_eq!(rig.at("AT+WSSEND=0,2"), b"\r\nOK\r\n\r\n>");
+    assert_eq!(
+        rig.type_ahead(b"hiAT\r\nAT+RST\r\n"),
+        b"\r\nWill force to restart!!!\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.advance_to(rig.sim.now + 500), b"\r\nready\r\n");
 }
