@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::timeout;
-use wsat_proto::ws::accept_key;
+use wsat_proto::ws::{accept_key, apply_mask, Header};
 
 use crate::WAIT;
 
@@ -154,55 +154,24 @@ impl RawConn {
 }
 
 /// One unmasked frame, as a server writes it.
-pub fn server_frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = vec![(u8::from(fin) << 7) | opcode];
-    match payload.len() {
-        n if n < 126 => out.push(n as u8),
-        n if n < 65536 => {
-            out.push(126);
-            out.extend_from_slice(&(n as u16).to_be_bytes());
-        }
-        n => {
-            out.push(127);
-            out.extend_from_slice(&(n as u64).to_be_bytes());
-        }
-    }
-    out.extend_from_slice(payload);
-    out
-}
+pub use wsat_proto::testing::server_frame;
 
 /// The first frame in `bytes` and its length on the wire, once it is all
-/// there; asserts it is masked and has no RSV bits.
+/// there (the core's frame header parses it); asserts it is masked and has
+/// no RSV bits.
 fn parse_client_frame(bytes: &[u8]) -> Option<(Frame, usize)> {
-    let (&b0, rest) = bytes.split_first()?;
-    let (&b1, rest) = rest.split_first()?;
-    assert_eq!(b0 & 0x70, 0, "RSV bits set");
-    assert!(b1 & 0x80 != 0, "client frame not masked");
-    let (len, rest) = match b1 & 0x7F {
-        126 => (
-            u16::from_be_bytes(rest.get(..2)?.try_into().unwrap()) as usize,
-            &rest[2..],
-        ),
-        127 => (
-            u64::from_be_bytes(rest.get(..8)?.try_into().unwrap()) as usize,
-            &rest[8..],
-        ),
-        n => (n as usize, rest),
-    };
-    let mask: [u8; 4] = rest.get(..4)?.try_into().unwrap();
-    let payload: Vec<u8> = rest
-        .get(4..4 + len)?
-        .iter()
-        .enumerate()
-        .map(|(i, b)| b ^ mask[i % 4])
-        .collect();
-    let used = bytes.len() - rest.len() + 4 + len;
+    let (header, at) = Header::parse(bytes)?;
+    assert_eq!(header.rsv, 0, "RSV bits set");
+    let mask = header.mask.expect("client frame not masked");
+    let len = usize::try_from(header.payload_len).ok()?;
+    let mut payload = bytes.get(at..at.checked_add(len)?)?.to_vec();
+    apply_mask(&mut payload, mask, 0);
     let frame = Frame {
-        fin: b0 & 0x80 != 0,
-        opcode: b0 & 0x0F,
+        fin: header.fin,
+        opcode: header.opcode.into(),
         payload,
     };
-    Some((frame, used))
+    Some((frame, at + len))
 }
 
 /// The test server's frame code against the core's: what one writes the
