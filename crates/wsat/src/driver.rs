@@ -65,6 +65,8 @@ pub(crate) struct Port {
     pub(crate) uart: Option<UartConfig>,
     /// Where line settings changes go; without one they are only reported.
     pub(crate) control: Option<Box<dyn UartControl>>,
+    /// A message for every time a host opens the port (`--ready-on-open`).
+    pub(crate) opened: Option<mpsc::UnboundedReceiver<()>>,
 }
 
 /// Randomness from the OS, time from the system clock, certificates on disk.
@@ -168,6 +170,7 @@ where
         connected_tx,
         connected,
         control: port.control,
+        opened: port.opened,
         trace,
         host_open: true,
         unflushed: false,
@@ -220,6 +223,7 @@ struct Driver {
     connected_tx: mpsc::UnboundedSender<Connected>,
     connected: mpsc::UnboundedReceiver<Connected>,
     control: Option<Box<dyn UartControl>>,
+    opened: Option<mpsc::UnboundedReceiver<()>>,
     trace: Option<ModemTrace>,
     /// The host has not closed the port.
     host_open: bool,
@@ -273,6 +277,7 @@ impl Driver {
                 return Poll::Ready(Step::Uart(config));
             }
             let mut moved = self.poll_host_read(cx, reader);
+            moved |= self.poll_opened(cx);
             moved |= self.poll_connects(cx);
             self.collect();
             for link in 0..LINK_COUNT as LinkId {
@@ -359,6 +364,26 @@ impl Driver {
                 }
             }
         })
+    }
+
+    /// A host opened the port: it gets `ready`.
+    fn poll_opened(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(opened) = self.opened.as_mut() else {
+            return false;
+        };
+        match opened.poll_recv(cx) {
+            Poll::Ready(Some(())) => {
+                let now = self.now();
+                self.modem.host_opened(now);
+                true
+            }
+            // The watch ended; opens are no longer announced.
+            Poll::Ready(None) => {
+                self.opened = None;
+                true
+            }
+            Poll::Pending => false,
+        }
     }
 
     /// Connect attempts that finished.

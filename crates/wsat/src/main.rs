@@ -38,6 +38,12 @@ struct Cli {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_modems: Option<usize>,
 
+    /// With --pty: print `ready` whenever a host opens the pty, for hosts
+    /// that wait for it after opening the port (ESP-AT prints it only at
+    /// boot, and some drivers take an extra one as a reset: off by default).
+    #[arg(long, requires = "pty")]
+    ready_on_open: bool,
+
     /// Milliseconds from the OK of AT+RST or AT+RESTORE to `ready`, during
     /// which input is lost as on a restarting chip (ESP32s take 0.7-1.7 s;
     /// drivers want it well under 1 s).
@@ -165,7 +171,7 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
         if let Some(addr) = cli.tcp {
             serve_tcp(addr, settings, baud, max_modems).await
         } else if let Some(link) = &cli.pty {
-            transport::run_pty(link, settings, baud)
+            transport::run_pty(link, settings, baud, cli.ready_on_open)
                 .await
                 .with_context(|| format!("pty at {}", link.display()))
         } else if let Some(device) = &cli.serial {

@@ -142,6 +142,26 @@ async fn pty_runs_the_documented_session_survives_reopening_and_cleans_up() {
     );
 }
 
+#[tokio::test]
+async fn pty_with_ready_on_open_greets_every_host_that_opens_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("ttyWSAT");
+    let link_arg = link.to_str().unwrap().to_string();
+    let (mut wsat, _) = Proc::start(&["--pty", &link_arg, "--ready-on-open"], "pty ");
+    tokio::task::spawn_blocking(move || {
+        for _ in 0..2 {
+            let mut term = Terminal::open(&link);
+            // The start-up `ready`, which no host read, is not kept for it:
+            // the first thing a host reads is its own `ready`.
+            assert_eq!(term.read_until(b"\r\nready\r\n"), b"\r\nready\r\n");
+            term.at("AT", b"AT\r\n\r\nOK\r\n");
+        }
+    })
+    .await
+    .unwrap();
+    assert!(wsat.terminate(), "wsat did not exit on SIGTERM");
+}
+
 #[test]
 fn pty_refuses_to_replace_a_regular_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -514,6 +514,17 @@ impl Modem {
         self.settle();
     }
 
+    /// A host opened the AT port (a pty's slave, for hosts that wait for
+    /// `ready` after opening): `\r\nready\r\n`, as an unsolicited report,
+    /// so it never lands inside a half-typed line. Nothing else changes.
+    pub fn host_opened(&mut self, now: u64) {
+        self.now = now;
+        if !self.restarting() {
+            self.report(at::READY);
+        }
+        self.settle();
+    }
+
     /// Call when `now` has reached the deadline from [`Modem::poll_timeout`].
     /// Calling it early or late is harmless.
     pub fn handle_timeout(&mut self, now: u64) {

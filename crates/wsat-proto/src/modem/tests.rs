@@ -1684,3 +1684,15 @@ fn a_reset_typed_while_a_command_runs_forces_the_restart() {
     );
     assert_eq!(rig.advance_to(rig.sim.now + 500), b"\r\nready\r\n");
 }
+
+#[test]
+fn a_host_opening_the_port_gets_ready_outside_any_line() {
+    let mut rig = Rig::new();
+    rig.sim.modem.host_opened(rig.sim.now);
+    assert_eq!(rig.output(), b"\r\nready\r\n");
+    // Half a line typed (echo on): the ready waits for its end.
+    assert_eq!(rig.input(b"AT"), b"AT");
+    rig.sim.modem.host_opened(rig.sim.now);
+    assert_eq!(rig.output(), b"");
+    assert_eq!(rig.input(b"\r\n"), b"\r\n\r\nOK\r\n\r\nready\r\n");
+}

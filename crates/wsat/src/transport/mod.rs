@@ -38,19 +38,34 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let port = Port {
+        name,
+        ..Port::default()
+    };
+    run_paced(reader, writer, settings, port, baud).await
+}
+
+/// [`run_port`] for a `port` made by the caller.
+async fn run_paced<R, W>(
+    reader: R,
+    writer: W,
+    settings: Arc<Settings>,
+    port: Port,
+    baud: Option<u32>,
+) -> io::Result<()>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let Some(baud) = baud else {
-        let port = Port {
-            name,
-            ..Port::default()
-        };
         return run_modem_on(reader, writer, settings, port).await;
     };
     let config = UartConfig::DEFAULT.with_baudrate(baud);
     let rate = PaceRate::new(config);
     let port = Port {
-        name,
         uart: Some(config),
         control: Some(Box::new(rate.clone())),
+        ..port
     };
     let reader = PacedReader::new(reader, rate.clone());
     let writer = PacedWriter::new(writer, rate);
@@ -59,13 +74,27 @@ where
 
 /// `--pty PATH`: one modem on a pseudo-terminal until the process is told
 /// to stop; host programs may open and close the slave as often as they like.
-pub async fn run_pty(link: &Path, settings: Arc<Settings>, baud: Option<u32>) -> io::Result<()> {
+/// With `ready_on_open`, every open of the slave by a host gets
+/// `\r\nready\r\n` (for hosts that wait for it after opening the port).
+pub async fn run_pty(
+    link: &Path,
+    settings: Arc<Settings>,
+    baud: Option<u32>,
+    ready_on_open: bool,
+) -> io::Result<()> {
     let mut pty = Pty::open(link)?;
     let (reader, writer) = pty.take_port()?;
     eprintln!("pty {} at {}", pty.slave_path().display(), link.display());
-    let name = format!("pty {}", link.display());
+    let port = Port {
+        name: format!("pty {}", link.display()),
+        opened: match ready_on_open {
+            true => Some(pty.watch_opens()?),
+            false => None,
+        },
+        ..Port::default()
+    };
     // `pty` lives until here: its symlink goes when this returns or is dropped.
-    run_port(reader, writer, settings, name, baud).await
+    run_paced(reader, writer, settings, port, baud).await
 }
 
 /// `--serial DEV`: one modem on a serial device, 8N1 at `baud`.
@@ -77,6 +106,7 @@ pub async fn run_serial(device: &str, settings: Arc<Settings>, baud: u32) -> io:
         name: format!("serial {device}"),
         uart: Some(config),
         control: Some(Box::new(serial.control)),
+        opened: None,
     };
     run_modem_on(serial.reader, serial.writer, settings, port).await
 }

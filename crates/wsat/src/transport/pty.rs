@@ -5,7 +5,9 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::pty::openpty;
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::termios::{cfmakeraw, tcflush, tcgetattr, tcsetattr, FlushArg, SetArg};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver};
 
 use super::{tty_stream, TtyReader, TtyWriter};
 
@@ -53,6 +55,35 @@ impl Pty {
     /// The slave device, e.g. `/dev/pts/3`.
     pub(super) fn slave_path(&self) -> &Path {
         &self.slave_path
+    }
+
+    /// A message for every open of the slave by a host (inotify's IN_OPEN on
+    /// the slave device: our own descriptor came from openpty, not an open
+    /// of the path, so only hosts count). A thread waits on the inotify
+    /// descriptor and ends when the receiver is gone.
+    ///
+    /// Output no host read before the open is dropped first, so the host
+    /// sees `ready` as the first thing, as from a board that just booted (a
+    /// UART keeps nothing for a host that is not listening).
+    pub(super) fn watch_opens(&self) -> io::Result<UnboundedReceiver<()>> {
+        let inotify = Inotify::init(InitFlags::IN_CLOEXEC)?;
+        inotify.add_watch(&self.slave_path, AddWatchFlags::IN_OPEN)?;
+        let slave = self._slave.try_clone()?;
+        let (opened, receiver) = unbounded_channel();
+        std::thread::Builder::new()
+            .name("pty-opens".into())
+            .spawn(move || {
+                while let Ok(events) = inotify.read_events() {
+                    if events.is_empty() {
+                        continue;
+                    }
+                    let _ = tcflush(slave.as_fd(), FlushArg::TCIFLUSH);
+                    if opened.send(()).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(receiver)
     }
 
     /// The master side as the AT port. Only the first call gets it.
