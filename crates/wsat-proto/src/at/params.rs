@@ -67,11 +67,18 @@ fn parse_unquoted(field: &[u8]) -> Param {
         Some((b'-', digits)) => (true, digits),
         _ => (false, field),
     };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    // C's strtol(…, 0) as ESP-AT parses: `0x7FF` is hex (lwesp sends it).
+    let (radix, digits) = match digits {
+        [b'0', b'x' | b'X', hex @ ..] => (16, hex),
+        _ => (10, digits),
+    };
+    if digits.is_empty() || !digits.iter().all(|d| char::from(*d).is_digit(radix)) {
         return Param::Bare;
     }
     let magnitude = digits.iter().fold(0i64, |acc, &d| {
-        acc.saturating_mul(10).saturating_add(i64::from(d - b'0'))
+        let digit = char::from(d).to_digit(radix).unwrap_or(0);
+        acc.saturating_mul(i64::from(radix))
+            .saturating_add(i64::from(digit))
     });
     Param::Int(if negative { -magnitude } else { magnitude })
 }
@@ -150,6 +157,20 @@ mod tests {
     }
 
     #[test]
+    fn hex_integers_as_strtol_reads_them() {
+        assert_eq!(
+            parse_params(b"1,0x7FF,0Xc023,-0x10,0x").unwrap(),
+            vec![
+                Param::Int(1),
+                Param::Int(0x7FF),
+                Param::Int(0xC023),
+                Param::Int(-16),
+                Param::Bare
+            ]
+        );
+    }
+
+    #[test]
     fn integers_strings_and_omitted_fields() {
         assert_eq!(
             parse_params(b"0,\"ws://h\",,15000").unwrap(),
@@ -180,7 +201,8 @@ mod tests {
 
     #[test]
     fn bare_words_and_malformed_numbers_are_type_errors() {
-        for field in [&b"abc"[..], b"0x2", b"1 ", b" 1", b"-", b"1.5", b"+1"] {
+        // (`0x2` is a number: esp-at-tcpip.md §2.9, strtol rules.)
+        for field in [&b"abc"[..], b"0xg", b"1 ", b" 1", b"-", b"1.5", b"+1"] {
             assert_eq!(parse_params(field).unwrap(), vec![Param::Bare], "{field:?}");
         }
         let args = Args::parse(b"abc", 3).unwrap();
