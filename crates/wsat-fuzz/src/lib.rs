@@ -406,7 +406,7 @@ fn check_answer(out: &[u8], line: &[u8]) -> bool {
     }
     while !rest.is_empty() {
         assert!(
-            rest.starts_with(b"+"),
+            rest.starts_with(b"+") || rest.starts_with(b"WIFI "),
             "not a report after the result: {}",
             what()
         );

@@ -10,7 +10,7 @@
 //!
 //! let mut sim = Sim::new();
 //! sim.network.auto = true; // servers that answer handshakes and take every send
-//! assert_eq!(sim.host_read(), b"\r\nready\r\n");
+//! assert_eq!(sim.host_read(), wsat_proto::testing::BOOT); // `ready`, then the stored AP's join
 //! sim.host_write(b"ATE0\r\nAT+WSOPEN=0,\"ws://example.com/\"\r\n");
 //! assert!(sim.host_read().ends_with(b"+WS_CONNECTED:0\r\n\r\nOK\r\n"));
 //! sim.server_send(0, &wsat_proto::testing::server_frame(true, 1, b"hi"));
@@ -26,6 +26,10 @@ use std::sync::Mutex;
 
 use crate::modem::{LinkId, Log, Modem, ModemOptions, NetAction, NetEvent, Platform, UartConfig};
 use crate::ws::{self, Header, Opcode};
+
+/// What a modem with default options prints at start-up and after each
+/// reset: `ready`, then the join of its stored AP.
+pub const BOOT: &[u8] = b"\r\nready\r\nWIFI CONNECTED\r\nWIFI GOT IP\r\n";
 
 /// Steps [`Sim::run`] takes before it decides the modem spins.
 const RUN_LIMIT: usize = 1_000_000;

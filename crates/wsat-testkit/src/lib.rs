@@ -70,7 +70,8 @@ impl Host {
             .expect("connect");
         stream.set_nodelay(true).unwrap();
         let mut host = Host { stream };
-        host.expect(b"\r\nready\r\n").await;
+        // `ready`, and the join of the default stored AP.
+        host.expect(wsat_proto::testing::BOOT).await;
         host
     }
 

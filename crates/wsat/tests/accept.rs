@@ -11,7 +11,8 @@ use tokio::time::{timeout, Instant};
 use wsat_testkit::rig::Launch;
 use wsat_testkit::{Host, Wsat, WAIT};
 
-const READY: &[u8] = b"\r\nready\r\n";
+/// `ready` and the join of the stored AP.
+const READY: &[u8] = wsat_proto::testing::BOOT;
 
 /// A connection to `addr` whose first bytes have not been read.
 async fn connect(addr: SocketAddr) -> Host {

@@ -201,7 +201,9 @@ async fn stdio_is_the_default_at_port() {
         .unwrap();
     assert!(child.wait().unwrap().success());
     assert!(
-        out.starts_with("\r\nready\r\nATE0\r\n\r\nOK\r\nAT version:"),
+        out.starts_with(
+            "\r\nready\r\nWIFI CONNECTED\r\nWIFI GOT IP\r\nATE0\r\n\r\nOK\r\nAT version:"
+        ),
         "{out:?}"
     );
     assert!(out.ends_with("\r\nOK\r\n"), "{out:?}");
@@ -230,7 +232,7 @@ async fn a_reset_loses_input_until_ready_comes_after_the_delay() {
     host.expect(b"\r\nOK\r\n").await;
     // Typed into the restart: lost, as on a chip in reset.
     host.send(b"AT+GMR\r\n").await;
-    host.expect(b"\r\nready\r\n").await;
+    host.expect(wsat_proto::testing::BOOT).await;
     assert!(started.elapsed() >= std::time::Duration::from_millis(300));
     // Echo is on again, and the lost command left no answer behind.
     host.send(b"AT\r\n").await;

@@ -89,7 +89,12 @@ const COMMANDS: &[Command] = &[
     cmd("+CWMODE", [true, true, true, false], Modem::cmd_cwmode),
     cmd("+CWJAP", [false, true, true, true], Modem::cmd_cwjap),
     cmd("+CWSTATE", QUERY, |m, _| m.cmd_cwstate()),
-    cmd("+CWQAP", EXEC, |_, _| Ok(Reply::Ok)),
+    cmd("+CWQAP", EXEC, |m, _| m.cmd_cwqap()),
+    cmd("+CWLAPOPT", SET, Modem::cmd_cwlapopt),
+    cmd("+CWLAP", [false, false, true, true], Modem::cmd_cwlap),
+    cmd("+CWDHCP", QUERY_SET, Modem::cmd_cwdhcp),
+    cmd("+CIPSTAMAC", QUERY_SET, Modem::cmd_cipstamac),
+    cmd("+CWHOSTNAME", QUERY_SET, Modem::cmd_cwhostname),
     cmd("+CWAUTOCONN", QUERY_SET, |m, f| {
         m.cmd_kept_number(f, KeptNumber::CwAutoConn)
     }),
@@ -130,11 +135,6 @@ pub(super) enum KeptNumber {
     CwAutoConn,
     CipMux,
 }
-
-/// The station's addresses in `AT+CIFSR` / `AT+CIPSTA?`: the machine is
-/// online, and its real addresses are none of the host's business.
-const STATION_IP: &str = "127.0.0.1";
-const STATION_MAC: &str = "02:00:00:00:00:01";
 
 /// Longest `AT+WSHEAD` header, and all of them together.
 const MAX_HEADER: i64 = 4096;
@@ -299,15 +299,27 @@ impl Modem {
     }
 
     fn cmd_cifsr(&mut self) -> Result<Reply, AtError> {
-        self.info("CIFSR", &format!("STAIP,\"{STATION_IP}\""));
-        self.info("CIFSR", &format!("STAMAC,\"{STATION_MAC}\""));
+        if matches!(self.settings.cwmode, 1 | 3) {
+            let ip = self.station_ip();
+            self.info("CIFSR", &format!("STAIP,\"{ip}\""));
+            let mut line = b"+CIFSR:STAMAC,\"".to_vec();
+            line.extend_from_slice(&self.station_mac());
+            line.extend_from_slice(b"\"\r\n");
+            self.out.extend_from_slice(&line);
+        }
         Ok(Reply::Ok)
     }
 
     fn cmd_cipsta(&mut self) -> Result<Reply, AtError> {
-        self.info("CIPSTA", &format!("ip:\"{STATION_IP}\""));
-        self.info("CIPSTA", &format!("gateway:\"{STATION_IP}\""));
-        self.info("CIPSTA", "netmask:\"255.0.0.0\"");
+        let ip = self.station_ip();
+        let mask = if self.associated() {
+            "255.0.0.0"
+        } else {
+            "0.0.0.0"
+        };
+        self.info("CIPSTA", &format!("ip:\"{ip}\""));
+        self.info("CIPSTA", &format!("gateway:\"{ip}\""));
+        self.info("CIPSTA", &format!("netmask:\"{mask}\""));
         Ok(Reply::Ok)
     }
 
@@ -327,53 +339,22 @@ impl Modem {
                 let mode = args.int(0, 0..=3)?;
                 args.opt_int(1, 0..=1)?;
                 self.settings.cwmode = mode as u8;
+                self.ok();
+                self.cwmode_changed();
+                return Ok(Reply::Done);
             }
             _ => self.info("CWMODE", &format!("{}", self.settings.cwmode)),
         }
         Ok(Reply::Ok)
     }
 
-    /// The machine is always online: joining "succeeds" at once.
-    fn cmd_cwjap(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
-        match form {
-            Form::Query => {
-                let ssid = self.quoted_ssid();
-                self.info(
-                    "CWJAP",
-                    &format!("{ssid},\"02:00:00:00:00:01\",1,-40,0,1,3,0,1"),
-                );
-                return Ok(Reply::Ok);
-            }
-            Form::Set(p) => {
-                let args = Args::parse(p, 9)?;
-                let ssid = args.opt_str(0)?;
-                args.opt_str(1)?;
-                args.opt_str(2)?;
-                for i in 3..args.len() {
-                    args.opt_int(i, 0..=i64::from(u16::MAX))?;
-                }
-                if let Some(ssid) = ssid {
-                    self.settings.ssid = ssid.to_vec();
-                }
-            }
-            _ => {}
+    /// The station's address: the machine's, once associated.
+    fn station_ip(&self) -> &'static str {
+        if self.associated() {
+            super::wifi::STATION_IP
+        } else {
+            "0.0.0.0"
         }
-        self.out
-            .extend_from_slice(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");
-        Ok(Reply::Ok)
-    }
-
-    fn quoted_ssid(&self) -> alloc::string::String {
-        format!(
-            "\"{}\"",
-            alloc::string::String::from_utf8_lossy(&self.settings.ssid)
-        )
-    }
-
-    fn cmd_cwstate(&mut self) -> Result<Reply, AtError> {
-        let ssid = self.quoted_ssid();
-        self.info("CWSTATE", &format!("2,{ssid}"));
-        Ok(Reply::Ok)
     }
 
     fn cmd_cipsntpcfg(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
@@ -513,7 +494,8 @@ impl Modem {
         if !auth.is_none_or(valid_header_text) {
             return Err(AtError::new(ErrorKind::ParamInvalid, 5));
         }
-        if self.links[usize::from(link)].client.is_some() {
+        // No network without an AP.
+        if self.links[usize::from(link)].client.is_some() || !self.associated() {
             return Err(AtError::exec());
         }
         let timeout = if timeout == 0 {

@@ -32,6 +32,7 @@ mod sysmfg;
 #[cfg(test)]
 mod tests;
 mod uart;
+mod wifi;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -43,6 +44,7 @@ use crate::at::{self, AtError, ErrorKind};
 use crate::ws::{self, HandshakeError, ProtocolError};
 use link::{LinkSlot, SendRequest};
 pub use uart::UartConfig;
+pub use wifi::{AccessPoint, WifiOptions};
 
 /// ESP-AT's three WebSocket links, ids 0..=2.
 pub const LINK_COUNT: usize = 3;
@@ -101,6 +103,8 @@ pub struct ModemOptions {
     /// is lost, as on a restarting chip. ESP32s take 0.7–1.7 s; drivers
     /// need it well under 1 s.
     pub restart_delay_ms: u64,
+    /// The access points around the module, and the one it joins at boot.
+    pub wifi: WifiOptions,
     /// Log every frame sent and received ([`Log::Frame`], [`Log::Http`]);
     /// failures are logged either way.
     pub log_frames: bool,
@@ -113,6 +117,7 @@ impl Default for ModemOptions {
             build_time: String::from("Jan  1 1970 00:00:00"),
             uart: UartConfig::DEFAULT,
             restart_delay_ms: 500,
+            wifi: WifiOptions::default(),
             log_frames: false,
         }
     }
@@ -396,6 +401,12 @@ enum Wait {
     Open(LinkId),
     /// `AT+WSCLOSE` until the close handshake ends (≤1 s). Input gets `busy p...`.
     Close(LinkId),
+    /// `AT+CWJAP` until `deadline`, when it ends as `outcome` says. Input
+    /// gets `busy p...`.
+    Join {
+        outcome: wifi::JoinOutcome,
+        deadline: u64,
+    },
     /// `AT+WSSEND` until the runtime has written send number `until` of the
     /// link's connection, or `deadline`. Input waits meanwhile, so a host
     /// that pipelines its next command loses nothing.
@@ -413,7 +424,15 @@ struct Settings {
     /// `AT+SYSSTORE`, `AT+SYSMSG`, ...: see `commands::KEPT_NUMBERS`.
     kept_numbers: [u8; 5],
     cwmode: u8,
-    ssid: Vec<u8>,
+    station: wifi::Station,
+    /// The SSID of the last join (`AT+CWSTATE?` after leaving it).
+    last_ssid: Vec<u8>,
+    cwlap: wifi::ScanOptions,
+    /// `AT+CWDHCP` bits: 1 station, 2 softAP, 4 Ethernet.
+    dhcp: u8,
+    /// Set by `AT+CIPSTAMAC=`; the default otherwise.
+    station_mac: Option<Vec<u8>>,
+    hostname: Vec<u8>,
     sntp_enabled: bool,
     /// `AT+CIPSNTPCFG` timezone: hours in [-12,14], or ±HHMM.
     timezone: i64,
@@ -429,7 +448,12 @@ impl Default for Settings {
             syslog: false,
             kept_numbers: commands::kept_number_defaults(),
             cwmode: 1,
-            ssid: b"wsat".to_vec(),
+            station: wifi::Station::default(),
+            last_ssid: Vec::new(),
+            cwlap: wifi::ScanOptions::default(),
+            dhcp: 3,
+            station_mac: None,
+            hostname: b"espressif".to_vec(),
             sntp_enabled: true,
             timezone: 0,
             sntp_servers: alloc::vec![b"pool.ntp.org".to_vec()],
@@ -439,9 +463,10 @@ impl Default for Settings {
 }
 
 impl Modem {
-    /// A modem fresh from reset; its first output is `\r\nready\r\n`.
+    /// A modem fresh from reset; its first output is `\r\nready\r\n` (and
+    /// the join of the stored AP, see [`WifiOptions::stored`]).
     pub fn new(options: ModemOptions, platform: Box<dyn Platform + Send>, now: u64) -> Self {
-        Modem {
+        let mut modem = Modem {
             uart: uart::UartState::new(options.uart),
             options,
             platform,
@@ -459,7 +484,9 @@ impl Modem {
             actions: VecDeque::new(),
             net_paused: false,
             log: LogQueue::default(),
-        }
+        };
+        modem.boot_join();
+        modem
     }
 
     // --- step 1: what happened ---------------------------------------------
@@ -540,6 +567,10 @@ impl Modem {
             Input::Restarting { until } if now >= until => {
                 self.input = Input::Line;
                 self.out.extend_from_slice(at::READY);
+                self.boot_join();
+            }
+            Input::Busy(Wait::Join { outcome, deadline }) if now >= deadline => {
+                self.join_done(outcome)
             }
             _ => {}
         }
@@ -597,6 +628,7 @@ impl Modem {
         let send = match self.input {
             Input::Busy(Wait::Send { deadline, .. }) => Some(deadline),
             Input::Restarting { until } => Some(until),
+            Input::Busy(Wait::Join { deadline, .. }) => Some(deadline),
             _ => None,
         };
         self.link_deadlines()

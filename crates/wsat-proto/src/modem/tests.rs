@@ -53,7 +53,7 @@ fn parse_client_frames(bytes: &[u8]) -> Vec<ClientFrame> {
 impl Rig {
     fn new() -> Self {
         let mut rig = Rig { sim: Sim::new() };
-        assert_eq!(rig.output(), b"\r\nready\r\n");
+        assert_eq!(rig.output(), testing::BOOT);
         rig
     }
 
@@ -171,6 +171,11 @@ impl Rig {
     fn held(&self) -> usize {
         self.sim.modem.held.len()
     }
+}
+
+/// `answer`, then `ready` and the join of the stored AP.
+fn ok_then_boot(answer: &[u8]) -> Vec<u8> {
+    [answer, testing::BOOT].concat()
 }
 
 fn header<'a>(request: &'a str, name: &str) -> Option<&'a str> {
@@ -295,11 +300,7 @@ fn basic_commands() {
     assert!(cmd.contains("\"AT+WSOPEN\",0,1,1,0\r\n"));
     assert!(cmd.contains("\"AT+WSSEND\",0,0,1,0\r\n"));
     assert!(cmd.ends_with("\r\nOK\r\n"));
-    assert_eq!(
-        rig.at("AT+CWJAP=\"lab\",\"secret\""),
-        b"WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n"
-    );
-    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:2,\"lab\"\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:2,\"wsat\"\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+CWMODE=1"), b"\r\nOK\r\n");
     assert_eq!(rig.at("AT+CWMODE?"), b"+CWMODE:1\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+CWMODE=4"), b"\r\nERROR\r\n");
@@ -332,25 +333,31 @@ fn other_start_up_commands_drivers_send() {
         assert_eq!(rig.at(&format!("AT+{name}={bad}")), b"\r\nERROR\r\n");
         assert_eq!(rig.at(&format!("AT+{name}")), b"\r\nERROR\r\n");
     }
-    assert_eq!(rig.at("AT+CWQAP"), b"\r\nOK\r\n");
     assert_eq!(
         rig.at("AT+CIFSR"),
-        b"+CIFSR:STAIP,\"127.0.0.1\"\r\n+CIFSR:STAMAC,\"02:00:00:00:00:01\"\r\n\r\nOK\r\n"
+        b"+CIFSR:STAIP,\"127.0.0.1\"\r\n+CIFSR:STAMAC,\"24:0a:c4:00:00:01\"\r\n\r\nOK\r\n"
     );
     assert_eq!(
         rig.at("AT+CIPSTA?"),
         b"+CIPSTA:ip:\"127.0.0.1\"\r\n+CIPSTA:gateway:\"127.0.0.1\"\r\n\
           +CIPSTA:netmask:\"255.0.0.0\"\r\n\r\nOK\r\n"
     );
+    // Leaving the AP: OK, then the report; no address any more.
+    assert_eq!(rig.at("AT+CWQAP"), b"\r\nOK\r\nWIFI DISCONNECT\r\n");
+    assert_eq!(rig.at("AT+CWQAP"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CIFSR"),
+        b"+CIFSR:STAIP,\"0.0.0.0\"\r\n+CIFSR:STAMAC,\"24:0a:c4:00:00:01\"\r\n\r\nOK\r\n"
+    );
     // AT+RST forgets them; AT+RESTORE too, and answers like AT+RST.
-    assert_eq!(rig.reset("AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
+    assert_eq!(rig.reset("AT+RST"), ok_then_boot(b"\r\nOK\r\n"));
     assert_eq!(
         rig.at("AT+CIPMUX?"),
         b"AT+CIPMUX?\r\n+CIPMUX:0\r\n\r\nOK\r\n"
     );
     assert_eq!(
         rig.reset("AT+RESTORE"),
-        b"AT+RESTORE\r\n\r\nOK\r\n\r\nready\r\n"
+        ok_then_boot(b"AT+RESTORE\r\n\r\nOK\r\n")
     );
 }
 
@@ -360,7 +367,7 @@ fn reset_answers_ok_then_ready_and_restores_defaults() {
     rig.open(0);
     assert_eq!(rig.input(b"AT+WSHEAD=6\r\n"), b"\r\nOK\r\n\r\n>");
     assert_eq!(rig.input(b"X-A: 1"), b"\r\nOK\r\n");
-    assert_eq!(rig.reset("AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
+    assert_eq!(rig.reset("AT+RST"), ok_then_boot(b"\r\nOK\r\n"));
     assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
     // Echo is back on, the link and the headers are gone.
     assert_eq!(rig.at("AT+WSOPEN?"), b"AT+WSOPEN?\r\n\r\nOK\r\n");
@@ -1633,7 +1640,7 @@ fn input_during_a_restart_is_lost_and_ready_comes_after_the_delay() {
     let start = rig.sim.now;
     assert_eq!(rig.advance_to(start + 100), b"");
     assert_eq!(rig.input(b"AT\r\nATE0\r\n"), b"", "the chip is restarting");
-    assert_eq!(rig.advance_to(start + 500), b"\r\nready\r\n");
+    assert_eq!(rig.advance_to(start + 500), testing::BOOT);
     // Echo is back on, and nothing of the lost input ran.
     assert_eq!(rig.at("AT"), b"AT\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+RST=0"), b"AT+RST=0\r\n\r\nOK\r\n");
@@ -1653,7 +1660,7 @@ fn the_restart_delay_is_an_option() {
     sim.host_read();
     sim.host_write(b"AT+RST\r\n");
     sim.advance(0);
-    assert_eq!(sim.host_read(), b"\r\nOK\r\n\r\nready\r\n");
+    assert_eq!(sim.host_read(), ok_then_boot(b"\r\nOK\r\n"));
 }
 
 #[test]
@@ -1672,7 +1679,7 @@ fn a_reset_typed_while_a_command_runs_forces_the_restart() {
         matches!(actions.last(), Some(NetAction::Close { link: 0 })),
         "{actions:?}"
     );
-    assert_eq!(rig.advance_to(rig.sim.now + 500), b"\r\nready\r\n");
+    assert_eq!(rig.advance_to(rig.sim.now + 500), testing::BOOT);
     assert_eq!(rig.at("AT+WSOPEN?"), b"AT+WSOPEN?\r\n\r\nOK\r\n");
     // During AT+WSSEND's wait, where input waits for SEND OK.
     let mut rig = Rig::quiet();
@@ -1682,7 +1689,7 @@ fn a_reset_typed_while_a_command_runs_forces_the_restart() {
         rig.type_ahead(b"hiAT\r\nAT+RST\r\n"),
         b"\r\nWill force to restart!!!\r\n\r\nOK\r\n"
     );
-    assert_eq!(rig.advance_to(rig.sim.now + 500), b"\r\nready\r\n");
+    assert_eq!(rig.advance_to(rig.sim.now + 500), testing::BOOT);
 }
 
 #[test]
@@ -1695,4 +1702,176 @@ fn a_host_opening_the_port_gets_ready_outside_any_line() {
     rig.sim.modem.host_opened(rig.sim.now);
     assert_eq!(rig.output(), b"");
     assert_eq!(rig.input(b"\r\n"), b"\r\n\r\nOK\r\n\r\nready\r\n");
+}
+
+// --- the Wi-Fi station (esp-at-tcpip.md §2) ------------------------------
+
+/// A quiet rig whose module sees a secured AP `lab` besides the stored
+/// open `wsat`.
+fn wifi_rig() -> Rig {
+    let mut wifi = WifiOptions::default();
+    wifi.access_points.push(AccessPoint {
+        ssid: b"lab".to_vec(),
+        password: b"secret".to_vec(),
+        rssi: -62,
+        channel: 11,
+        bssid: [0x30, 0x7b, 0xac, 0x69, 0x41, 0x90],
+    });
+    let mut rig = Rig {
+        sim: Sim::with_options(ModemOptions {
+            wifi,
+            ..ModemOptions::default()
+        }),
+    };
+    assert_eq!(rig.output(), testing::BOOT);
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    rig
+}
+
+#[test]
+fn joining_takes_the_join_delay_and_answers_as_a_module() {
+    let mut rig = wifi_rig();
+    // Associated: the old AP is left first; input meanwhile is busy.
+    assert_eq!(
+        rig.at("AT+CWJAP=\"lab\",\"secret\""),
+        b"WIFI DISCONNECT\r\n"
+    );
+    assert_eq!(rig.at("AT+CWSTATE?"), b"\r\nbusy p...\r\n");
+    let start = rig.sim.now;
+    assert_eq!(rig.advance_to(start + 499), b"");
+    assert_eq!(
+        rig.advance_to(start + 500),
+        b"WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:2,\"lab\"\r\n\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CWJAP?"),
+        b"+CWJAP:\"lab\",\"30:7b:ac:69:41:90\",11,-62,1,1,3,0,1\r\n\r\nOK\r\n"
+    );
+    // A wrong password, an unknown SSID: +CWJAP:<code>, ERROR.
+    for (line, code) in [
+        ("AT+CWJAP=\"lab\",\"wrong\"", 2),
+        ("AT+CWJAP=\"nope\",\"x\"", 3),
+    ] {
+        rig.at(line);
+        let out = rig.advance_to(rig.sim.now + 500);
+        assert_eq!(
+            out,
+            format!("+CWJAP:{code}\r\n\r\nERROR\r\n").as_bytes(),
+            "{line}"
+        );
+    }
+    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:4,\"nope\"\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWJAP?"), b"\r\nOK\r\n");
+    // No AP, no network.
+    assert_eq!(rig.at("AT+WSOPEN=0,\"ws://h.example/\""), b"\r\nERROR\r\n");
+    // AT+CWJAP alone rejoins the stored AP.
+    assert_eq!(rig.at("AT+CWJAP"), b"");
+    assert_eq!(
+        rig.advance_to(rig.sim.now + 500),
+        b"WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n"
+    );
+    for bad in [
+        "AT+CWJAP=",
+        "AT+CWJAP=,\"x\"",
+        "AT+CWJAP=\"abcdefghijabcdefghijabcdefghijabc\",\"x\"",
+        "AT+CWJAP=\"lab\",\"secret\",\"x\",1,2,3,4,5,6,7",
+    ] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+}
+
+#[test]
+fn leaving_station_mode_leaves_the_ap_and_joins_need_it() {
+    let mut rig = wifi_rig();
+    assert_eq!(rig.at("AT+CWMODE=2"), b"\r\nOK\r\nWIFI DISCONNECT\r\n");
+    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:0,\"\"\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWJAP=\"wsat\",\"\""), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+CWLAP"), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+CIFSR"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWMODE=1"), b"\r\nOK\r\n");
+    // Not associated after a reset without autoconnect.
+    assert_eq!(rig.at("AT+CWAUTOCONN=0"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWQAP"), b"\r\nOK\r\n");
+}
+
+#[test]
+fn scans_list_the_configured_aps_as_the_print_mask_says() {
+    let mut rig = wifi_rig();
+    assert_eq!(
+        rig.at("AT+CWLAP"),
+        b"+CWLAP:(0,\"wsat\",-40,\"02:00:00:00:00:01\",6,0,0,0,0,7,0)\r\n\
+          +CWLAP:(3,\"lab\",-62,\"30:7b:ac:69:41:90\",11,0,0,4,4,7,0)\r\n\r\nOK\r\n"
+    );
+    // Zephyr's mask (ecn, ssid, rssi, channel), in hex as lwesp writes it.
+    assert_eq!(rig.at("AT+CWLAPOPT=1,0x17"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CWLAP"),
+        b"+CWLAP:(0,\"wsat\",-40,6)\r\n+CWLAP:(3,\"lab\",-62,11)\r\n\r\nOK\r\n"
+    );
+    // An RSSI filter, an authmode mask (only WPA2, bit 3), a channel.
+    assert_eq!(rig.at("AT+CWLAPOPT=0,2,-50"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWLAP"), b"+CWLAP:(\"wsat\")\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWLAPOPT=0,2,-100,8"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWLAP"), b"+CWLAP:(\"lab\")\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWLAPOPT=0,2"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CWLAP=\"lab\""),
+        b"+CWLAP:(\"lab\")\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CWLAP=,,6"), b"+CWLAP:(\"wsat\")\r\n\r\nOK\r\n");
+    for bad in [
+        "AT+CWLAPOPT=2,2",
+        "AT+CWLAPOPT=0,0x800",
+        "AT+CWLAPOPT=0,2,41",
+        "AT+CWLAPOPT?",
+    ] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+}
+
+#[test]
+fn station_settings_drivers_read() {
+    let mut rig = wifi_rig();
+    // No blank line before OK: the format has no trailing CR LF.
+    assert_eq!(rig.at("AT+CWDHCP?"), b"+CWDHCP:3\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWDHCP=0,1"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWDHCP?"), b"+CWDHCP:2\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWDHCP=1,5"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWDHCP?"), b"+CWDHCP:7\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWDHCP=2,1"), b"\r\nERROR\r\n");
+    assert_eq!(
+        rig.at("AT+CIPSTAMAC?"),
+        b"+CIPSTAMAC:\"24:0a:c4:00:00:01\"\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CIPSTAMAC=\"1A:2b:3c:4d:5e:6f\""), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CIPSTAMAC?"),
+        b"+CIPSTAMAC:\"1a:2b:3c:4d:5e:6f\"\r\n\r\nOK\r\n"
+    );
+    for bad in [
+        "\"01:00:00:00:00:01\"",
+        "\"00:00:00:00:00:00\"",
+        "\"1a:2b:3c\"",
+        "\"zz:2b:3c:4d:5e:6f\"",
+    ] {
+        assert_eq!(
+            rig.at(&format!("AT+CIPSTAMAC={bad}")),
+            b"\r\nERROR\r\n",
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        rig.at("AT+CWHOSTNAME?"),
+        b"+CWHOSTNAME:espressif\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CWHOSTNAME=\"my-board\""), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CWHOSTNAME?"),
+        b"+CWHOSTNAME:my-board\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        rig.at(&format!("AT+CWHOSTNAME=\"{}\"", "x".repeat(33))),
+        b"\r\nERROR\r\n"
+    );
 }

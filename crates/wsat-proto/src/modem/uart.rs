@@ -211,7 +211,9 @@ mod tests {
 
     fn modem() -> Modem {
         let mut m = Modem::new(ModemOptions::default(), Box::new(NoPlatform), 0);
-        assert_eq!(at(&mut m, "ATE0"), b"\r\nready\r\nATE0\r\n\r\nOK\r\n");
+        let mut boot = crate::testing::BOOT.to_vec();
+        boot.extend_from_slice(b"ATE0\r\n\r\nOK\r\n");
+        assert_eq!(at(&mut m, "ATE0"), boot);
         m
     }
 
@@ -321,7 +323,7 @@ mod tests {
         // AT+RST: OK at 9600, `ready` at the saved 230400.
         assert_eq!(at(&mut m, "AT+RST"), b"\r\nOK\r\n");
         assert_eq!(m.poll_uart_change(), Some(cfg(230_400, 8, 1, 0, 0)));
-        assert_eq!(restarted(&mut m), b"\r\nready\r\n");
+        assert_eq!(restarted(&mut m), crate::testing::BOOT);
         assert_eq!(
             at(&mut m, "AT+UART_CUR?"),
             b"AT+UART_CUR?\r\n+UART_CUR:230400,8,1,0,0\r\n\r\nOK\r\n"
@@ -329,12 +331,12 @@ mod tests {
         // A reset at the saved settings changes nothing.
         at(&mut m, "ATE0");
         assert_eq!(at(&mut m, "AT+RST"), b"\r\nOK\r\n");
-        assert_eq!(restarted(&mut m), b"\r\nready\r\n");
+        assert_eq!(restarted(&mut m), crate::testing::BOOT);
         assert_eq!(m.poll_uart_change(), None);
         // AT+RESTORE: OK at 230400, `ready` at the start settings again.
         assert_eq!(at(&mut m, "AT+RESTORE"), b"AT+RESTORE\r\n\r\nOK\r\n");
         assert_eq!(m.poll_uart_change(), Some(cfg(115_200, 8, 1, 0, 0)));
-        assert_eq!(restarted(&mut m), b"\r\nready\r\n");
+        assert_eq!(restarted(&mut m), crate::testing::BOOT);
     }
 
     #[test]

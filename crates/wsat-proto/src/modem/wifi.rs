@@ -1,0 +1,457 @@
+//! The Wi-Fi station wsat presents (esp-at-tcpip.md §2): the host machine
+//! is online, and the emulated module is associated to one of a configured
+//! set of access points, or not. `AT+CWJAP` succeeds for a configured AP
+//! with its password and fails as a module does otherwise; network commands
+//! need the station associated.
+use alloc::format;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use super::commands::{Form, Reply};
+use super::{Input, Modem, Wait};
+use crate::at::{self, Args, AtError, ErrorKind};
+
+/// An access point the emulated module can see and join.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessPoint {
+    /// Its SSID (at most 32 bytes).
+    pub ssid: Vec<u8>,
+    /// Its WPA2 passphrase; empty for an open network.
+    pub password: Vec<u8>,
+    /// Signal strength in dBm, as `AT+CWLAP` and `AT+CWJAP?` report it.
+    pub rssi: i8,
+    /// The 2.4 GHz channel, 1..=13.
+    pub channel: u8,
+    /// Its MAC address.
+    pub bssid: [u8; 6],
+}
+
+impl AccessPoint {
+    /// ESP-AT's `<ecn>`: 0 open, 3 WPA2-PSK.
+    fn ecn(&self) -> u8 {
+        if self.password.is_empty() {
+            0
+        } else {
+            3
+        }
+    }
+}
+
+/// The Wi-Fi around the emulated module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WifiOptions {
+    /// What `AT+CWLAP` finds and `AT+CWJAP` may join.
+    pub access_points: Vec<AccessPoint>,
+    /// The AP stored in the module's flash (an index into
+    /// `access_points`): joined after every start-up and reset while
+    /// `AT+CWAUTOCONN` is 1, and by `AT+CWJAP` without parameters.
+    pub stored: Option<usize>,
+    /// How long a join takes (the echo of `AT+CWJAP` to `WIFI CONNECTED`).
+    pub join_delay_ms: u64,
+}
+
+impl Default for WifiOptions {
+    /// One open AP, `wsat`, stored with autoconnect: after `ready` the module
+    /// is online, as a board that joined its network before.
+    fn default() -> Self {
+        WifiOptions {
+            access_points: vec![AccessPoint {
+                ssid: b"wsat".to_vec(),
+                password: Vec::new(),
+                rssi: -40,
+                channel: 6,
+                bssid: [0x02, 0, 0, 0, 0, 0x01],
+            }],
+            stored: Some(0),
+            join_delay_ms: 500,
+        }
+    }
+}
+
+/// The station's state, as `AT+CWSTATE?` numbers it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) enum Station {
+    /// 0: no join since start-up.
+    #[default]
+    Idle,
+    /// 2: associated (with an address) to this AP.
+    Associated(usize),
+    /// 3: a join is under way.
+    Joining,
+    /// 4: left or lost the AP.
+    Disconnected,
+}
+
+/// The station's address when associated: the machine is online, and its
+/// real addresses are none of the host's business.
+pub(super) const STATION_IP: &str = "127.0.0.1";
+/// The station's MAC (`AT+CIPSTAMAC?`, `AT+CIFSR`): Espressif's OUI.
+const STATION_MAC: &str = "24:0a:c4:00:00:01";
+
+/// What a join will end with: the AP joined, or `+CWJAP:<code>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum JoinOutcome {
+    Joined(usize),
+    /// 2 wrong password, 3 no such AP.
+    Failed(u8),
+}
+
+fn mac_text(mac: &[u8; 6]) -> String {
+    let [a, b, c, d, e, f] = mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
+impl Modem {
+    /// Whether network commands can reach anything.
+    pub(super) fn associated(&self) -> bool {
+        matches!(self.settings.station, Station::Associated(_))
+    }
+
+    /// After a `ready`: the stored AP is joined when autoconnect is on.
+    pub(super) fn boot_join(&mut self) {
+        let autoconnect =
+            self.settings.kept_numbers[super::commands::KeptNumber::CwAutoConn as usize];
+        let station_mode = matches!(self.settings.cwmode, 1 | 3);
+        if let Some(ap) = self
+            .options
+            .wifi
+            .stored
+            .filter(|_| autoconnect == 1 && station_mode)
+        {
+            if ap < self.options.wifi.access_points.len() {
+                self.settings.station = Station::Associated(ap);
+                self.settings.last_ssid = self.options.wifi.access_points[ap].ssid.clone();
+                self.report(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");
+            }
+        }
+    }
+
+    /// Leaves the AP, if associated: `WIFI DISCONNECT`.
+    fn disconnect(&mut self, then: Station) {
+        if self.associated() {
+            self.report(b"WIFI DISCONNECT\r\n");
+        }
+        self.settings.station = then;
+    }
+
+    /// `AT+CWMODE=<mode>`: leaving station mode leaves the AP.
+    pub(super) fn cwmode_changed(&mut self) {
+        if !matches!(self.settings.cwmode, 1 | 3) {
+            self.disconnect(Station::Idle);
+        }
+    }
+
+    /// `AT+CWJAP`: join (after the join delay), `AT+CWJAP?`: the AP.
+    pub(super) fn cmd_cwjap(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let (ssid, password) = match form {
+            Form::Query => {
+                if let Station::Associated(ap) = self.settings.station {
+                    let ap = &self.options.wifi.access_points[ap];
+                    let pci = u8::from(ap.ecn() != 0);
+                    let mut line = b"+CWJAP:\"".to_vec();
+                    line.extend_from_slice(&ap.ssid);
+                    let rest = format!(
+                        "\",\"{}\",{},{},{pci},1,3,0,1\r\n",
+                        mac_text(&ap.bssid),
+                        ap.channel,
+                        ap.rssi
+                    );
+                    line.extend_from_slice(rest.as_bytes());
+                    self.out.extend_from_slice(&line);
+                }
+                return Ok(Reply::Ok);
+            }
+            Form::Set(p) => {
+                let args = Args::parse(p, 9)?;
+                let ssid = args
+                    .opt_str(0)?
+                    .ok_or(AtError::new(ErrorKind::ParamInvalid, 1))?;
+                let password = args.opt_str(1)?.unwrap_or_default();
+                if ssid.len() > 32 {
+                    return Err(AtError::new(ErrorKind::ParamLength, 1));
+                }
+                if password.len() > 64 {
+                    return Err(AtError::new(ErrorKind::ParamLength, 2));
+                }
+                args.opt_str(2)?;
+                for i in 3..args.len() {
+                    args.opt_int(i, 0..=i64::from(u16::MAX))?;
+                }
+                (ssid.to_vec(), password.to_vec())
+            }
+            _ => {
+                // Rejoin the stored AP.
+                let ap = self.options.wifi.stored.ok_or(AtError::exec())?;
+                let ap = self
+                    .options
+                    .wifi
+                    .access_points
+                    .get(ap)
+                    .ok_or(AtError::exec())?;
+                (ap.ssid.clone(), ap.password.clone())
+            }
+        };
+        if !matches!(self.settings.cwmode, 1 | 3) {
+            return Err(AtError::exec());
+        }
+        let outcome = match self
+            .options
+            .wifi
+            .access_points
+            .iter()
+            .position(|ap| ap.ssid == ssid)
+        {
+            None => JoinOutcome::Failed(3),
+            Some(ap) if self.options.wifi.access_points[ap].password != password => {
+                JoinOutcome::Failed(2)
+            }
+            Some(ap) => JoinOutcome::Joined(ap),
+        };
+        // Joining while associated leaves the old AP first.
+        self.disconnect(Station::Joining);
+        self.settings.last_ssid = ssid;
+        Ok(Reply::Busy(Wait::Join {
+            outcome,
+            deadline: self.now.saturating_add(self.options.wifi.join_delay_ms),
+        }))
+    }
+
+    /// The join's time is up: its answer.
+    pub(super) fn join_done(&mut self, outcome: JoinOutcome) {
+        self.input = Input::Line;
+        match outcome {
+            JoinOutcome::Joined(ap) => {
+                self.settings.station = Station::Associated(ap);
+                self.out
+                    .extend_from_slice(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");
+                self.ok();
+            }
+            JoinOutcome::Failed(code) => {
+                self.settings.station = Station::Disconnected;
+                self.out
+                    .extend_from_slice(format!("+CWJAP:{code}\r\n").as_bytes());
+                self.error(AtError::exec());
+            }
+        }
+    }
+
+    /// `AT+CWQAP`: `OK`, then `WIFI DISCONNECT` if it was associated.
+    pub(super) fn cmd_cwqap(&mut self) -> Result<Reply, AtError> {
+        self.ok();
+        self.disconnect(Station::Disconnected);
+        Ok(Reply::Done)
+    }
+
+    /// `AT+CWSTATE?`: `+CWSTATE:<state>,"<ssid>"`.
+    pub(super) fn cmd_cwstate(&mut self) -> Result<Reply, AtError> {
+        let state = match self.settings.station {
+            Station::Idle => 0,
+            Station::Associated(_) => 2,
+            Station::Joining => 3,
+            Station::Disconnected => 4,
+        };
+        let mut line = format!("+CWSTATE:{state},\"").into_bytes();
+        if state != 0 {
+            line.extend_from_slice(&self.settings.last_ssid);
+        }
+        line.extend_from_slice(b"\"\r\n");
+        self.out.extend_from_slice(&line);
+        Ok(Reply::Ok)
+    }
+
+    /// `AT+CWLAPOPT=<sort>,<mask>[,<rssi filter>][,<authmode mask>]`.
+    pub(super) fn cmd_cwlapopt(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let Form::Set(p) = form else {
+            return Err(AtError::new(ErrorKind::OpError, 0));
+        };
+        let args = Args::parse(p, 4)?;
+        let sort = args.int(0, 0..=1)? == 1;
+        let mask = args.int(1, 0..=0x7FF)? as u16;
+        let rssi = args.opt_int(2, -100..=40)?.unwrap_or(-100) as i8;
+        let auth = args.opt_int(3, 0..=0xFFFF)?.unwrap_or(0xFFFF) as u16;
+        self.settings.cwlap = ScanOptions {
+            sort,
+            mask,
+            rssi,
+            auth,
+        };
+        Ok(Reply::Ok)
+    }
+
+    /// `AT+CWLAP[=<ssid>[,<mac>][,<channel>]…]`: the visible APs, one
+    /// `+CWLAP:(…)` line each with the fields `AT+CWLAPOPT` chose.
+    pub(super) fn cmd_cwlap(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let mut ssid_filter = None;
+        let mut channel_filter = None;
+        if let Form::Set(p) = form {
+            let args = Args::parse(p, 7)?;
+            ssid_filter = args.opt_str(0)?.map(<[u8]>::to_vec);
+            args.opt_str(1)?;
+            channel_filter = args.opt_int(2, 1..=14)?;
+            for i in 3..args.len() {
+                args.opt_int(i, 0..=i64::from(u16::MAX))?;
+            }
+        }
+        if !matches!(self.settings.cwmode, 1 | 3) {
+            return Err(AtError::exec());
+        }
+        let opts = self.settings.cwlap;
+        let mut aps: Vec<&AccessPoint> = self
+            .options
+            .wifi
+            .access_points
+            .iter()
+            .filter(|ap| ssid_filter.as_ref().is_none_or(|s| *s == ap.ssid))
+            .filter(|ap| channel_filter.is_none_or(|c| c == i64::from(ap.channel)))
+            .filter(|ap| ap.rssi >= opts.rssi && opts.auth & (1 << ap.ecn()) != 0)
+            .collect();
+        if opts.sort {
+            aps.sort_by_key(|ap| core::cmp::Reverse(ap.rssi));
+        }
+        let mut out = Vec::new();
+        for ap in aps {
+            out.extend_from_slice(b"+CWLAP:(");
+            let cipher = if ap.ecn() == 0 { 0 } else { 4 };
+            let fields: [(u16, Vec<u8>); 11] = [
+                (1 << 0, format!("{}", ap.ecn()).into_bytes()),
+                (1 << 1, [b"\"", &ap.ssid[..], b"\""].concat()),
+                (1 << 2, format!("{}", ap.rssi).into_bytes()),
+                (1 << 3, format!("\"{}\"", mac_text(&ap.bssid)).into_bytes()),
+                (1 << 4, format!("{}", ap.channel).into_bytes()),
+                (1 << 5, b"0".to_vec()),
+                (1 << 6, b"0".to_vec()),
+                (1 << 7, format!("{cipher}").into_bytes()),
+                (1 << 8, format!("{cipher}").into_bytes()),
+                (1 << 9, b"7".to_vec()),
+                (1 << 10, b"0".to_vec()),
+            ];
+            let mut first = true;
+            for (bit, text) in fields {
+                if opts.mask & bit != 0 {
+                    if !first {
+                        out.push(b',');
+                    }
+                    out.extend_from_slice(&text);
+                    first = false;
+                }
+            }
+            out.extend_from_slice(b")\r\n");
+        }
+        self.out.extend_from_slice(&out);
+        Ok(Reply::Ok)
+    }
+
+    /// `AT+CWDHCP?` → `+CWDHCP:<bits>` (no blank line), `=<op>,<mode>`.
+    pub(super) fn cmd_cwdhcp(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        match form {
+            Form::Set(p) => {
+                let args = Args::parse(p, 2)?;
+                let on = args.int(0, 0..=1)? == 1;
+                let mode = args.int(1, 0..=7)? as u8;
+                let dhcp = &mut self.settings.dhcp;
+                *dhcp = if on { *dhcp | mode } else { *dhcp & !mode };
+                Ok(Reply::Ok)
+            }
+            _ => {
+                let line = format!("+CWDHCP:{}\r\n", self.settings.dhcp);
+                self.out.extend_from_slice(line.as_bytes());
+                self.out.extend_from_slice(&at::OK[2..]);
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    /// `AT+CIPSTAMAC?` / `=<"mac">`.
+    pub(super) fn cmd_cipstamac(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        match form {
+            Form::Set(p) => {
+                let args = Args::parse(p, 1)?;
+                let mac = args.str(0)?;
+                if !valid_mac(mac) {
+                    return Err(AtError::new(ErrorKind::ParamInvalid, 1));
+                }
+                self.settings.station_mac = Some(mac.to_ascii_lowercase());
+                Ok(Reply::Ok)
+            }
+            _ => {
+                let mut line = b"+CIPSTAMAC:\"".to_vec();
+                line.extend_from_slice(&self.station_mac());
+                line.extend_from_slice(b"\"\r\n");
+                self.out.extend_from_slice(&line);
+                Ok(Reply::Ok)
+            }
+        }
+    }
+
+    pub(super) fn station_mac(&self) -> Vec<u8> {
+        self.settings
+            .station_mac
+            .clone()
+            .unwrap_or_else(|| STATION_MAC.as_bytes().to_vec())
+    }
+
+    /// `AT+CWHOSTNAME?` → unquoted, `=<"name">` (≤ 32 bytes).
+    pub(super) fn cmd_cwhostname(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        match form {
+            Form::Set(p) => {
+                let args = Args::parse(p, 1)?;
+                let name = args.str(0)?;
+                if name.is_empty() || name.len() > 32 {
+                    return Err(AtError::new(ErrorKind::ParamInvalid, 1));
+                }
+                if !matches!(self.settings.cwmode, 1 | 3) {
+                    return Err(AtError::exec());
+                }
+                self.settings.hostname = name.to_vec();
+                Ok(Reply::Ok)
+            }
+            _ => {
+                let mut line = b"+CWHOSTNAME:".to_vec();
+                line.extend_from_slice(&self.settings.hostname);
+                line.extend_from_slice(b"\r\n");
+                self.out.extend_from_slice(&line);
+                Ok(Reply::Ok)
+            }
+        }
+    }
+}
+
+/// `xx:xx:xx:xx:xx:xx`, unicast (bit 0 of the first octet clear), not all
+/// zeros or all ones.
+fn valid_mac(mac: &[u8]) -> bool {
+    let octets: Vec<&[u8]> = mac.split(|&b| b == b':').collect();
+    if octets.len() != 6
+        || octets
+            .iter()
+            .any(|o| o.len() != 2 || !o.iter().all(u8::is_ascii_hexdigit))
+    {
+        return false;
+    }
+    let value = |o: &[u8]| u8::from_str_radix(core::str::from_utf8(o).unwrap_or("zz"), 16).ok();
+    let bytes: Vec<u8> = octets.iter().filter_map(|o| value(o)).collect();
+    bytes.len() == 6
+        && bytes[0] & 1 == 0
+        && !bytes.iter().all(|&b| b == 0)
+        && !bytes.iter().all(|&b| b == 0xFF)
+}
+
+/// `AT+CWLAPOPT`'s settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct ScanOptions {
+    sort: bool,
+    mask: u16,
+    rssi: i8,
+    auth: u16,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        ScanOptions {
+            sort: false,
+            mask: 0x7FF,
+            rssi: -100,
+            auth: 0xFFFF,
+        }
+    }
+}
