@@ -76,7 +76,7 @@ pub mod testing;
 pub mod ws;
 
 pub use modem::{
-    ClientIdentity, Direction, LinkId, Log, Modem, ModemOptions, NetAction, NetEvent, Platform,
-    ServerVerification, TlsPolicy, UartConfig, HOST_INPUT_BOUND, HOST_OUTPUT_BOUND, LINK_COUNT,
-    LOG_PREVIEW,
+    AccessPoint, ClientIdentity, Direction, LinkId, Log, Modem, ModemOptions, NetAction, NetEvent,
+    Platform, ServerVerification, TlsPolicy, UartConfig, WifiOptions, HOST_INPUT_BOUND,
+    HOST_OUTPUT_BOUND, LINK_COUNT, LOG_PREVIEW,
 };

@@ -16,7 +16,7 @@ use wsat::tls::TlsOptions;
 use wsat::trace::Tracer;
 use wsat::transport;
 use wsat::transport::tcp;
-use wsat_proto::ModemOptions;
+use wsat_proto::{AccessPoint, ModemOptions, WifiOptions};
 
 /// A WebSocket "AT modem": speaks ESP-AT's WebSocket AT commands on the AT
 /// port and RFC 6455 (ws://) on the network.
@@ -50,6 +50,25 @@ struct Cli {
     #[arg(long, value_name = "MS", default_value_t = 500,
           value_parser = clap::value_parser!(u64).range(0..=2000))]
     restart_delay: u64,
+
+    /// An access point the emulated module can see and join:
+    /// SSID[,PASSWORD[,RSSI[,CHANNEL]]] (empty password: an open network;
+    /// RSSI in dBm, default -40; channel 1-13, default 6). Repeatable. The
+    /// first is stored with autoconnect, so it is joined after `ready`
+    /// [default: one open AP, wsat].
+    #[arg(long, value_name = "AP", value_parser = parse_access_point)]
+    wifi: Vec<AccessPoint>,
+
+    /// The module has no stored AP: after `ready` it is not associated, and
+    /// the host must join one with AT+CWJAP first.
+    #[arg(long)]
+    no_stored_ap: bool,
+
+    /// Milliseconds an AT+CWJAP takes, from its echo to WIFI CONNECTED
+    /// (real joins take 1-5 s; drivers wait at least 15).
+    #[arg(long, value_name = "MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(0..=20000))]
+    join_delay: u64,
 
     /// Serve the AT port on a pseudo-terminal in raw mode, reached through a
     /// symlink at PATH that hosts open like a serial port (removed on exit).
@@ -150,7 +169,7 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
         return Ok(echo_server::serve(listener).await?);
     }
     let settings = Arc::new(Settings {
-        options: modem_options(cli.restart_delay),
+        options: modem_options(&cli),
         tls: TlsOptions {
             verify_hostname: cli.tls_verify_hostname,
         },
@@ -238,11 +257,56 @@ fn open_store(dir: Option<PathBuf>) -> anyhow::Result<Option<PkiStore>> {
     }
 }
 
-fn modem_options(restart_delay_ms: u64) -> ModemOptions {
+fn modem_options(cli: &Cli) -> ModemOptions {
+    let mut wifi = WifiOptions::default();
+    if !cli.wifi.is_empty() {
+        wifi.access_points = cli.wifi.clone();
+    }
+    wifi.stored = (!cli.no_stored_ap).then_some(0);
+    wifi.join_delay_ms = cli.join_delay;
     ModemOptions {
         commit: env!("WSAT_COMMIT").to_string(),
         build_time: env!("WSAT_BUILD_TIME").to_string(),
-        restart_delay_ms,
+        restart_delay_ms: cli.restart_delay,
+        wifi,
         ..ModemOptions::default()
     }
+}
+
+/// `SSID[,PASSWORD[,RSSI[,CHANNEL]]]`; each AP gets a BSSID of its own.
+fn parse_access_point(text: &str) -> Result<AccessPoint, String> {
+    static NEXT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(1);
+    let mut fields = text.splitn(4, ',');
+    let ssid = fields.next().unwrap_or_default();
+    if ssid.is_empty() || ssid.len() > 32 {
+        return Err("the SSID must have 1 to 32 bytes".into());
+    }
+    let password = fields.next().unwrap_or_default();
+    if !password.is_empty() && !(8..=64).contains(&password.len()) {
+        return Err("a WPA2 password has 8 to 64 bytes (none: an open network)".into());
+    }
+    let rssi = match fields.next() {
+        Some(rssi) => rssi
+            .parse::<i8>()
+            .ok()
+            .filter(|r| (-100..=0).contains(r))
+            .ok_or("RSSI: a number from -100 to 0")?,
+        None => -40,
+    };
+    let channel = match fields.next() {
+        Some(channel) => channel
+            .parse::<u8>()
+            .ok()
+            .filter(|c| (1..=13).contains(c))
+            .ok_or("channel: 1 to 13")?,
+        None => 6,
+    };
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    Ok(AccessPoint {
+        ssid: ssid.as_bytes().to_vec(),
+        password: password.as_bytes().to_vec(),
+        rssi,
+        channel,
+        bssid: [0x02, 0, 0, 0, 0, n],
+    })
 }

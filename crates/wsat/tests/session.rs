@@ -238,3 +238,40 @@ async fn a_reset_loses_input_until_ready_comes_after_the_delay() {
     host.send(b"AT\r\n").await;
     host.expect(b"AT\r\n\r\nOK\r\n").await;
 }
+
+#[tokio::test]
+async fn wifi_flags_set_the_aps_and_whether_one_is_stored() {
+    let wsat = Wsat::start_with(&[
+        "--wifi",
+        "lab,secretpw,-55,3",
+        "--wifi",
+        "open",
+        "--no-stored-ap",
+        "--join-delay",
+        "50",
+    ]);
+    let stream = tokio::net::TcpStream::connect(wsat.addr).await.unwrap();
+    let mut host = wsat_testkit::Host { stream };
+    // No stored AP: `ready` alone, and the station is idle.
+    host.expect(b"\r\nready\r\n").await;
+    host.at("ATE0", b"ATE0\r\n\r\nOK\r\n").await;
+    host.at("AT+CWSTATE?", b"+CWSTATE:0,\"\"\r\n\r\nOK\r\n")
+        .await;
+    host.at("AT+WSOPEN=0,\"ws://127.0.0.1:1/\"", b"\r\nERROR\r\n")
+        .await;
+    host.at("AT+CWLAPOPT=0,7", b"\r\nOK\r\n").await;
+    host.at(
+        "AT+CWLAP",
+        b"+CWLAP:(3,\"lab\",-55)\r\n+CWLAP:(0,\"open\",-40)\r\n\r\nOK\r\n",
+    )
+    .await;
+    host.at("AT+CWJAP=\"lab\",\"wrong\"", b"+CWJAP:2\r\n\r\nERROR\r\n")
+        .await;
+    host.at(
+        "AT+CWJAP=\"lab\",\"secretpw\"",
+        b"WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n",
+    )
+    .await;
+    host.at("AT+CWSTATE?", b"+CWSTATE:2,\"lab\"\r\n\r\nOK\r\n")
+        .await;
+}
