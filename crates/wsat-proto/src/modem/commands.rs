@@ -102,7 +102,20 @@ const COMMANDS: &[Command] = &[
         m.cmd_kept_number(f, KeptNumber::CipMux)
     }),
     cmd("+CIFSR", EXEC, |m, _| m.cmd_cifsr()),
-    cmd("+CIPSTA", QUERY, |m, _| m.cmd_cipsta()),
+    cmd("+CIPSTA", QUERY_SET, Modem::cmd_cipsta),
+    cmd("+CIPAPMAC", QUERY_SET, Modem::cmd_cipapmac),
+    cmd("+CWSAP", QUERY_SET, Modem::cmd_cwsap),
+    cmd("+CIPAP", QUERY_SET, Modem::cmd_cipap),
+    cmd("+CWLIF", EXEC, |_, _| Ok(Reply::Ok)),
+    cmd("+CWQIF", [false, false, true, true], |_, f| {
+        if let Form::Set(p) = f {
+            Args::parse(p, 1)?.str(0)?;
+        }
+        Ok(Reply::Ok)
+    }),
+    cmd("+CWDHCPS", QUERY_SET, Modem::cmd_cwdhcps),
+    cmd("+CWCOUNTRY", QUERY_SET, Modem::cmd_cwcountry),
+    cmd("+CIPDNS", QUERY_SET, Modem::cmd_cipdns),
     cmd("+CIPSNTPCFG", QUERY_SET, Modem::cmd_cipsntpcfg),
     cmd("+CIPSNTPTIME", QUERY, |m, _| m.cmd_cipsntptime()),
     cmd("+WSCFG", SET, Modem::cmd_wscfg),
@@ -298,31 +311,6 @@ impl Modem {
         self.cmd_rst(Form::Execute)
     }
 
-    fn cmd_cifsr(&mut self) -> Result<Reply, AtError> {
-        if matches!(self.settings.cwmode, 1 | 3) {
-            let ip = self.station_ip();
-            self.info("CIFSR", &format!("STAIP,\"{ip}\""));
-            let mut line = b"+CIFSR:STAMAC,\"".to_vec();
-            line.extend_from_slice(&self.station_mac());
-            line.extend_from_slice(b"\"\r\n");
-            self.out.extend_from_slice(&line);
-        }
-        Ok(Reply::Ok)
-    }
-
-    fn cmd_cipsta(&mut self) -> Result<Reply, AtError> {
-        let ip = self.station_ip();
-        let mask = if self.associated() {
-            "255.0.0.0"
-        } else {
-            "0.0.0.0"
-        };
-        self.info("CIPSTA", &format!("ip:\"{ip}\""));
-        self.info("CIPSTA", &format!("gateway:\"{ip}\""));
-        self.info("CIPSTA", &format!("netmask:\"{mask}\""));
-        Ok(Reply::Ok)
-    }
-
     fn cmd_syslog(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
         match form {
             Form::Set(p) => self.settings.syslog = Args::parse(p, 1)?.int(0, 0..=1)? == 1,
@@ -346,15 +334,6 @@ impl Modem {
             _ => self.info("CWMODE", &format!("{}", self.settings.cwmode)),
         }
         Ok(Reply::Ok)
-    }
-
-    /// The station's address: the machine's, once associated.
-    fn station_ip(&self) -> &'static str {
-        if self.associated() {
-            super::wifi::STATION_IP
-        } else {
-            "0.0.0.0"
-        }
     }
 
     fn cmd_cipsntpcfg(&mut self, form: Form<'_>) -> Result<Reply, AtError> {

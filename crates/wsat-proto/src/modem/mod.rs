@@ -433,6 +433,12 @@ struct Settings {
     /// Set by `AT+CIPSTAMAC=`; the default otherwise.
     station_mac: Option<Vec<u8>>,
     hostname: Vec<u8>,
+    /// `AT+CIPSTA=`: ip, gateway, netmask.
+    static_ip: Option<[Vec<u8>; 3]>,
+    softap: wifi::SoftAp,
+    country: wifi::Country,
+    /// `AT+CIPDNS=1,…`; `None` while they come from DHCP.
+    dns: Option<Vec<Vec<u8>>>,
     sntp_enabled: bool,
     /// `AT+CIPSNTPCFG` timezone: hours in [-12,14], or ±HHMM.
     timezone: i64,
@@ -454,6 +460,10 @@ impl Default for Settings {
             dhcp: 3,
             station_mac: None,
             hostname: b"espressif".to_vec(),
+            static_ip: None,
+            softap: wifi::SoftAp::default(),
+            country: wifi::Country::default(),
+            dns: None,
             sntp_enabled: true,
             timezone: 0,
             sntp_servers: alloc::vec![b"pool.ntp.org".to_vec()],

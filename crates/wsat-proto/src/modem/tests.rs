@@ -1788,6 +1788,12 @@ fn leaving_station_mode_leaves_the_ap_and_joins_need_it() {
     assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:0,\"\"\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+CWJAP=\"wsat\",\"\""), b"\r\nERROR\r\n");
     assert_eq!(rig.at("AT+CWLAP"), b"\r\nERROR\r\n");
+    // softAP mode: its lines only.
+    assert_eq!(
+        rig.at("AT+CIFSR"),
+        b"+CIFSR:APIP,\"192.168.4.1\"\r\n+CIFSR:APMAC,\"24:0a:c4:00:00:02\"\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CWMODE=0"), b"\r\nOK\r\n");
     assert_eq!(rig.at("AT+CIFSR"), b"\r\nOK\r\n");
     assert_eq!(rig.at("AT+CWMODE=1"), b"\r\nOK\r\n");
     // Not associated after a reset without autoconnect.
@@ -1872,6 +1878,88 @@ fn station_settings_drivers_read() {
     );
     assert_eq!(
         rig.at(&format!("AT+CWHOSTNAME=\"{}\"", "x".repeat(33))),
+        b"\r\nERROR\r\n"
+    );
+}
+
+#[test]
+fn the_softap_and_other_settings_are_configuration_with_exact_replies() {
+    let mut rig = wifi_rig();
+    assert_eq!(rig.at("AT+CWSAP?"), b"\r\nERROR\r\n", "station mode only");
+    assert_eq!(rig.at("AT+CWMODE=3"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CWSAP?"),
+        b"+CWSAP:\"ESP_000002\",\"\",1,0,10,0\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+CWSAP=\"mine\",\"password1\",5,3,4"),
+        b"\r\nOK\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+CWSAP?"),
+        b"+CWSAP:\"mine\",\"password1\",5,3,4,0\r\n\r\nOK\r\n"
+    );
+    for bad in [
+        "AT+CWSAP=\"x\",\"password1\",5,1",
+        "AT+CWSAP=\"x\",\"short\",5,3",
+        "AT+CWSAP=\"x\",\"\",14,0",
+    ] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+    assert_eq!(
+        rig.at("AT+CIPAP?"),
+        b"+CIPAP:ip:\"192.168.4.1\"\r\n+CIPAP:gateway:\"192.168.4.1\"\r\n\
+          +CIPAP:netmask:\"255.255.255.0\"\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CIPAP=\"10.0.0.1\""), b"\r\nOK\r\n");
+    assert!(rig
+        .at("AT+CIFSR")
+        .starts_with(b"+CIFSR:APIP,\"10.0.0.1\"\r\n"));
+    assert_eq!(rig.at("AT+CIPAP=\"10.0.0\""), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+CWLIF"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWQIF"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CWDHCPS?"),
+        b"+CWDHCPS:120,192.168.4.2,192.168.4.101\r\nOK\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+CIPAPMAC?"),
+        b"+CIPAPMAC:\"24:0a:c4:00:00:02\"\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+CWCOUNTRY?"),
+        b"+CWCOUNTRY:0,\"CN\",1,13\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CWCOUNTRY=1,\"DE\",1,13"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CWCOUNTRY?"),
+        b"+CWCOUNTRY:1,\"DE\",1,13\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CWCOUNTRY=1,\"DE\",5,13"), b"\r\nERROR\r\n");
+    assert_eq!(
+        rig.at("AT+CIPDNS?"),
+        b"+CIPDNS:0,\"208.67.222.222\",\"114.114.114.114\",\"8.8.8.8\"\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CIPDNS=1,\"1.1.1.1\""), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CIPDNS?"), b"+CIPDNS:1,\"1.1.1.1\"\r\n\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CIPDNS=1,\"1.1.1.1\",\"1.1.1.1\""),
+        b"\r\nERROR\r\n"
+    );
+    assert_eq!(rig.at("AT+CIPDNS=1"), b"\r\nERROR\r\n");
+    // A static station address turns its DHCP off and is reported.
+    assert_eq!(
+        rig.at("AT+CIPSTA=\"192.168.1.50\",\"192.168.1.1\",\"255.255.255.0\""),
+        b"\r\nOK\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+CIPSTA?"),
+        b"+CIPSTA:ip:\"192.168.1.50\"\r\n+CIPSTA:gateway:\"192.168.1.1\"\r\n\
+          +CIPSTA:netmask:\"255.255.255.0\"\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CWDHCP?"), b"+CWDHCP:2\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CIPSTA=\"192.168.1.50\",\"192.168.1.1\""),
         b"\r\nERROR\r\n"
     );
 }

@@ -455,3 +455,350 @@ impl Default for ScanOptions {
         }
     }
 }
+
+// --- the softAP wsat pretends to have, and other settings (§2.14–2.16) ---
+
+/// The softAP's MAC: the station's plus one, as on an ESP32.
+const AP_MAC: &str = "24:0a:c4:00:00:02";
+
+/// `AT+CWSAP`'s configuration (no station ever joins).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct SoftAp {
+    ssid: Vec<u8>,
+    password: Vec<u8>,
+    channel: u8,
+    ecn: u8,
+    max_conn: u8,
+    hidden: u8,
+    ip: [Vec<u8>; 3],
+    dhcps: (u16, Vec<u8>, Vec<u8>),
+}
+
+impl Default for SoftAp {
+    fn default() -> Self {
+        SoftAp {
+            ssid: b"ESP_000002".to_vec(),
+            password: Vec::new(),
+            channel: 1,
+            ecn: 0,
+            max_conn: 10,
+            hidden: 0,
+            ip: [
+                b"192.168.4.1".to_vec(),
+                b"192.168.4.1".to_vec(),
+                b"255.255.255.0".to_vec(),
+            ],
+            dhcps: (120, b"192.168.4.2".to_vec(), b"192.168.4.101".to_vec()),
+        }
+    }
+}
+
+/// `AT+CWCOUNTRY`'s settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Country {
+    policy: u8,
+    code: Vec<u8>,
+    start: u8,
+    count: u8,
+}
+
+impl Default for Country {
+    fn default() -> Self {
+        Country {
+            policy: 0,
+            code: b"CN".to_vec(),
+            start: 1,
+            count: 13,
+        }
+    }
+}
+
+/// The DNS servers `AT+CIPDNS` reports while they come from DHCP.
+const DHCP_DNS: [&str; 3] = ["208.67.222.222", "114.114.114.114", "8.8.8.8"];
+
+/// A dotted IPv4 address.
+fn valid_ipv4(text: &[u8]) -> bool {
+    core::str::from_utf8(text)
+        .ok()
+        .and_then(|t| t.parse::<core::net::Ipv4Addr>().ok())
+        .is_some()
+}
+
+/// `"<ip>"[,"<gateway>","<netmask>"]`, as `AT+CIPSTA=` and `AT+CIPAP=` take it.
+fn address_args(p: &[u8]) -> Result<[Vec<u8>; 3], AtError> {
+    let args = Args::parse(p, 3)?;
+    let mut fields: [Vec<u8>; 3] = Default::default();
+    for (i, field) in fields.iter_mut().enumerate() {
+        match args.opt_str(i)? {
+            Some(text) if valid_ipv4(text) => *field = text.to_vec(),
+            None if i > 0 => {}
+            _ => return Err(AtError::new(ErrorKind::ParamInvalid, i as u16 + 1)),
+        }
+    }
+    if fields[1].is_empty() != fields[2].is_empty() {
+        return Err(AtError::new(ErrorKind::ParamCount, args.len() as u16));
+    }
+    Ok(fields)
+}
+
+impl Modem {
+    fn softap_on(&self) -> bool {
+        matches!(self.settings.cwmode, 2 | 3)
+    }
+
+    /// Writes `+<name>:ip:"…"`, `gateway`, `netmask` lines.
+    fn address_lines(&mut self, name: &str, fields: [&[u8]; 3]) {
+        for (label, value) in ["ip", "gateway", "netmask"].iter().zip(fields) {
+            let mut line = format!("+{name}:{label}:\"").into_bytes();
+            line.extend_from_slice(value);
+            line.extend_from_slice(b"\"\r\n");
+            self.out.extend_from_slice(&line);
+        }
+    }
+
+    /// `AT+CIPSTA?`: the station's address (0.0.0.0 while not associated,
+    /// else the static one set, else the machine's); `=` sets a static one
+    /// and turns the station's DHCP off.
+    pub(super) fn cmd_cipsta(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        if let Form::Set(p) = form {
+            let [ip, gateway, mask] = address_args(p)?;
+            let gateway = if gateway.is_empty() {
+                ip.clone()
+            } else {
+                gateway
+            };
+            let mask = if mask.is_empty() {
+                b"255.255.255.0".to_vec()
+            } else {
+                mask
+            };
+            self.settings.static_ip = Some([ip, gateway, mask]);
+            self.settings.dhcp &= !1;
+            return Ok(Reply::Ok);
+        }
+        let fields = match (&self.settings.static_ip, self.associated()) {
+            (_, false) => [
+                b"0.0.0.0".to_vec(),
+                b"0.0.0.0".to_vec(),
+                b"0.0.0.0".to_vec(),
+            ],
+            (Some(fields), true) => fields.clone(),
+            (None, true) => [
+                STATION_IP.as_bytes().to_vec(),
+                STATION_IP.as_bytes().to_vec(),
+                b"255.0.0.0".to_vec(),
+            ],
+        };
+        self.address_lines("CIPSTA", [&fields[0], &fields[1], &fields[2]]);
+        Ok(Reply::Ok)
+    }
+
+    /// The station's address in `AT+CIFSR`.
+    fn station_ip_text(&self) -> Vec<u8> {
+        match (&self.settings.static_ip, self.associated()) {
+            (_, false) => b"0.0.0.0".to_vec(),
+            (Some(fields), true) => fields[0].clone(),
+            (None, true) => STATION_IP.as_bytes().to_vec(),
+        }
+    }
+
+    /// `AT+CIFSR`: softAP lines, then station lines, for the modes on.
+    pub(super) fn cmd_cifsr(&mut self) -> Result<Reply, AtError> {
+        let mut lines: Vec<(&str, Vec<u8>)> = Vec::new();
+        if self.softap_on() {
+            lines.push(("APIP", self.settings.softap.ip[0].clone()));
+            lines.push(("APMAC", AP_MAC.as_bytes().to_vec()));
+        }
+        if matches!(self.settings.cwmode, 1 | 3) {
+            lines.push(("STAIP", self.station_ip_text()));
+            lines.push(("STAMAC", self.station_mac()));
+        }
+        for (label, value) in lines {
+            let mut line = format!("+CIFSR:{label},\"").into_bytes();
+            line.extend_from_slice(&value);
+            line.extend_from_slice(b"\"\r\n");
+            self.out.extend_from_slice(&line);
+        }
+        Ok(Reply::Ok)
+    }
+
+    /// `AT+CIPAPMAC?`; `=` is accepted and kept like the station's.
+    pub(super) fn cmd_cipapmac(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        if let Form::Set(p) = form {
+            let args = Args::parse(p, 1)?;
+            if !valid_mac(args.str(0)?) {
+                return Err(AtError::new(ErrorKind::ParamInvalid, 1));
+            }
+            return Ok(Reply::Ok);
+        }
+        self.info_line(format!("+CIPAPMAC:\"{AP_MAC}\"\r\n").as_bytes());
+        Ok(Reply::Ok)
+    }
+
+    fn info_line(&mut self, line: &[u8]) {
+        self.out.extend_from_slice(line);
+    }
+
+    /// `AT+CWSAP?` / `=<"ssid">,<"pwd">,<chl>,<ecn>[,<max conn>][,<hidden>]`,
+    /// softAP mode (2 or 3) only.
+    pub(super) fn cmd_cwsap(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        if !self.softap_on() {
+            return Err(AtError::exec());
+        }
+        let Form::Set(p) = form else {
+            let ap = &self.settings.softap;
+            let mut line = b"+CWSAP:\"".to_vec();
+            line.extend_from_slice(&ap.ssid);
+            line.extend_from_slice(b"\",\"");
+            line.extend_from_slice(&ap.password);
+            let rest = format!(
+                "\",{},{},{},{}\r\n",
+                ap.channel, ap.ecn, ap.max_conn, ap.hidden
+            );
+            line.extend_from_slice(rest.as_bytes());
+            self.out.extend_from_slice(&line);
+            return Ok(Reply::Ok);
+        };
+        let args = Args::parse(p, 6)?;
+        let ssid = args.str(0)?;
+        let password = args.str(1)?;
+        let channel = args.int(2, 1..=13)? as u8;
+        let ecn = args.int(3, 0..=4)? as u8;
+        let max_conn = args.opt_int(4, 1..=10)?.unwrap_or(10) as u8;
+        let hidden = args.opt_int(5, 0..=1)?.unwrap_or(0) as u8;
+        if ssid.is_empty() || ssid.len() > 32 {
+            return Err(AtError::new(ErrorKind::ParamInvalid, 1));
+        }
+        // WEP is not supported; WPA needs 8 to 64 bytes.
+        if ecn == 1 || (ecn != 0 && !(8..=64).contains(&password.len())) {
+            return Err(AtError::new(ErrorKind::ParamInvalid, 4));
+        }
+        let ap = &mut self.settings.softap;
+        ap.ssid = ssid.to_vec();
+        ap.password = if ecn == 0 {
+            Vec::new()
+        } else {
+            password.to_vec()
+        };
+        ap.channel = channel;
+        ap.ecn = ecn;
+        ap.max_conn = max_conn;
+        ap.hidden = hidden;
+        Ok(Reply::Ok)
+    }
+
+    /// `AT+CIPAP?` / `="<ip>"[,"<gw>","<mask>"]`.
+    pub(super) fn cmd_cipap(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        if let Form::Set(p) = form {
+            let [ip, gateway, mask] = address_args(p)?;
+            let ap = &mut self.settings.softap;
+            ap.ip[1] = if gateway.is_empty() {
+                ip.clone()
+            } else {
+                gateway
+            };
+            if !mask.is_empty() {
+                ap.ip[2] = mask;
+            }
+            ap.ip[0] = ip;
+            return Ok(Reply::Ok);
+        }
+        let ip = self.settings.softap.ip.clone();
+        self.address_lines("CIPAP", [&ip[0], &ip[1], &ip[2]]);
+        Ok(Reply::Ok)
+    }
+
+    /// `AT+CWDHCPS?` → `+CWDHCPS:<lease>,<start>,<end>` (no blank line);
+    /// `=<enable>,<lease>,"<start>","<end>"`.
+    pub(super) fn cmd_cwdhcps(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        if let Form::Set(p) = form {
+            let args = Args::parse(p, 4)?;
+            if args.int(0, 0..=1)? == 0 {
+                self.settings.softap.dhcps = SoftAp::default().dhcps;
+                return Ok(Reply::Ok);
+            }
+            let lease = args.int(1, 1..=2880)? as u16;
+            let start = args.str(2)?;
+            let end = args.str(3)?;
+            if !valid_ipv4(start) || !valid_ipv4(end) {
+                return Err(AtError::new(ErrorKind::ParamInvalid, 3));
+            }
+            self.settings.softap.dhcps = (lease, start.to_vec(), end.to_vec());
+            return Ok(Reply::Ok);
+        }
+        let (lease, start, end) = self.settings.softap.dhcps.clone();
+        let mut line = format!("+CWDHCPS:{lease},").into_bytes();
+        line.extend_from_slice(&start);
+        line.push(b',');
+        line.extend_from_slice(&end);
+        line.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&line);
+        self.out.extend_from_slice(&at::OK[2..]);
+        Ok(Reply::Done)
+    }
+
+    /// `AT+CWCOUNTRY?` / `=<policy>,"<cc>",<start>,<count>`.
+    pub(super) fn cmd_cwcountry(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        if let Form::Set(p) = form {
+            let args = Args::parse(p, 4)?;
+            let policy = args.int(0, 0..=1)? as u8;
+            let code = args.str(1)?;
+            let start = args.int(2, 1..=14)? as u8;
+            let count = args.int(3, 1..=14)? as u8;
+            if code.is_empty() || code.len() > 3 {
+                return Err(AtError::new(ErrorKind::ParamInvalid, 2));
+            }
+            if u16::from(start) + u16::from(count) > 15 {
+                return Err(AtError::new(ErrorKind::ParamInvalid, 4));
+            }
+            self.settings.country = Country {
+                policy,
+                code: code.to_vec(),
+                start,
+                count,
+            };
+            return Ok(Reply::Ok);
+        }
+        let c = &self.settings.country;
+        let mut line = format!("+CWCOUNTRY:{},\"", c.policy).into_bytes();
+        line.extend_from_slice(&c.code);
+        line.extend_from_slice(format!("\",{},{}\r\n", c.start, c.count).as_bytes());
+        self.out.extend_from_slice(&line);
+        Ok(Reply::Ok)
+    }
+
+    /// `AT+CIPDNS?` / `=<enable>[,"<dns1>"][,"<dns2>"][,"<dns3>"]`.
+    pub(super) fn cmd_cipdns(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        if let Form::Set(p) = form {
+            let args = Args::parse(p, 4)?;
+            let manual = args.int(0, 0..=1)? == 1;
+            let mut servers: Vec<Vec<u8>> = Vec::new();
+            for i in 1..args.len() {
+                if let Some(server) = args.opt_str(i)? {
+                    if !valid_ipv4(server) || servers.iter().any(|s| s == server) {
+                        return Err(AtError::new(ErrorKind::ParamInvalid, i as u16 + 1));
+                    }
+                    servers.push(server.to_vec());
+                }
+            }
+            if manual && servers.is_empty() {
+                return Err(AtError::new(ErrorKind::ParamCount, args.len() as u16));
+            }
+            self.settings.dns = manual.then_some(servers);
+            return Ok(Reply::Ok);
+        }
+        let (enable, servers) = match &self.settings.dns {
+            Some(servers) => (1, servers.clone()),
+            None => (0, DHCP_DNS.iter().map(|s| s.as_bytes().to_vec()).collect()),
+        };
+        let mut line = format!("+CIPDNS:{enable}").into_bytes();
+        for server in servers {
+            line.extend_from_slice(b",\"");
+            line.extend_from_slice(&server);
+            line.push(b'"');
+        }
+        line.extend_from_slice(b"\r\n");
+        self.out.extend_from_slice(&line);
+        Ok(Reply::Ok)
+    }
+}
