@@ -116,6 +116,9 @@ const COMMANDS: &[Command] = &[
     cmd("+CWDHCPS", QUERY_SET, Modem::cmd_cwdhcps),
     cmd("+CWCOUNTRY", QUERY_SET, Modem::cmd_cwcountry),
     cmd("+CIPDNS", QUERY_SET, Modem::cmd_cipdns),
+    cmd("+CIPSTATUS", EXEC, |m, _| m.cmd_cipstatus()),
+    // One `+CIPSTATE:` line per socket link; wsat has none yet.
+    cmd("+CIPSTATE", QUERY, |_, _| Ok(Reply::Ok)),
     cmd("+CIPSNTPCFG", QUERY_SET, Modem::cmd_cipsntpcfg),
     cmd("+CIPSNTPTIME", QUERY, |m, _| m.cmd_cipsntptime()),
     cmd("+WSCFG", SET, Modem::cmd_wscfg),

@@ -1963,3 +1963,27 @@ fn the_softap_and_other_settings_are_configuration_with_exact_replies() {
         b"\r\nERROR\r\n"
     );
 }
+
+#[test]
+fn link_status_follows_the_station() {
+    let mut rig = wifi_rig();
+    assert_eq!(rig.at("AT+CIPSTATUS"), b"STATUS:2\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CIPSTATE?"), b"\r\nOK\r\n");
+    rig.at("AT+CWJAP=\"nope\",\"x\"");
+    rig.advance_to(rig.sim.now + 500);
+    assert_eq!(rig.at("AT+CIPSTATUS"), b"STATUS:5\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWMODE=2"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CIPSTATUS"), b"STATUS:0\r\n\r\nOK\r\n");
+    // After a reset without autoconnect: initialised, nothing started.
+    assert_eq!(rig.at("AT+CWMODE=1"), b"\r\nOK\r\n");
+    let mut sim = Sim::with_options(ModemOptions {
+        wifi: WifiOptions {
+            stored: None,
+            ..WifiOptions::default()
+        },
+        ..ModemOptions::default()
+    });
+    assert_eq!(sim.host_read(), b"\r\nready\r\n");
+    sim.host_write(b"ATE0\r\nAT+CIPSTATUS\r\n");
+    assert_eq!(sim.host_read(), b"ATE0\r\n\r\nOK\r\nSTATUS:1\r\n\r\nOK\r\n");
+}

@@ -260,6 +260,21 @@ impl Modem {
         Ok(Reply::Ok)
     }
 
+    /// `AT+CIPSTATUS`: `STATUS:<stat>` (esp-at-tcpip.md §3.10: 0 no
+    /// station, 1 no join since reset, 2 associated, 5 a join that did not
+    /// end associated), then one line per socket link: wsat has none yet.
+    pub(super) fn cmd_cipstatus(&mut self) -> Result<Reply, AtError> {
+        let stat = match (&self.settings.station, self.settings.cwmode) {
+            (_, 0 | 2) => 0,
+            (Station::Associated(_), _) => 2,
+            (Station::Idle, _) => 1,
+            (Station::Joining | Station::Disconnected, _) => 5,
+        };
+        self.out
+            .extend_from_slice(format!("STATUS:{stat}\r\n").as_bytes());
+        Ok(Reply::Ok)
+    }
+
     /// `AT+CWLAPOPT=<sort>,<mask>[,<rssi filter>][,<authmode mask>]`.
     pub(super) fn cmd_cwlapopt(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
         let Form::Set(p) = form else {
