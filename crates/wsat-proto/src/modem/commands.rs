@@ -257,7 +257,10 @@ impl Modem {
     fn reset(&mut self) {
         self.drop_links();
         self.links = Default::default();
+        // AT+CWAUTOCONN is kept in flash (esp-at-tcpip.md §2.8).
+        let autoconnect = self.settings.kept_numbers[KeptNumber::CwAutoConn as usize];
         self.settings = Settings::default();
+        self.settings.kept_numbers[KeptNumber::CwAutoConn as usize] = autoconnect;
         self.held.clear();
         self.reader.clear();
         self.lf_deadline = None;
@@ -311,6 +314,7 @@ impl Modem {
     /// Factory settings: what `AT+RST` restores, and the saved UART settings.
     fn cmd_restore(&mut self) -> Result<Reply, AtError> {
         self.uart_restore();
+        self.settings.kept_numbers[KeptNumber::CwAutoConn as usize] = 1;
         self.cmd_rst(Form::Execute)
     }
 

@@ -349,8 +349,9 @@ fn other_start_up_commands_drivers_send() {
         rig.at("AT+CIFSR"),
         b"+CIFSR:STAIP,\"0.0.0.0\"\r\n+CIFSR:STAMAC,\"24:0a:c4:00:00:01\"\r\n\r\nOK\r\n"
     );
-    // AT+RST forgets them; AT+RESTORE too, and answers like AT+RST.
-    assert_eq!(rig.reset("AT+RST"), ok_then_boot(b"\r\nOK\r\n"));
+    // AT+RST forgets them (but AT+CWAUTOCONN=0, kept in flash, means no
+    // join after `ready`); AT+RESTORE too, and answers like AT+RST.
+    assert_eq!(rig.reset("AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
     assert_eq!(
         rig.at("AT+CIPMUX?"),
         b"AT+CIPMUX?\r\n+CIPMUX:0\r\n\r\nOK\r\n"
@@ -1986,4 +1987,21 @@ fn link_status_follows_the_station() {
     assert_eq!(sim.host_read(), b"\r\nready\r\n");
     sim.host_write(b"ATE0\r\nAT+CIPSTATUS\r\n");
     assert_eq!(sim.host_read(), b"ATE0\r\n\r\nOK\r\nSTATUS:1\r\n\r\nOK\r\n");
+}
+
+#[test]
+fn autoconnect_survives_a_reset_and_decides_the_boot_join() {
+    let mut rig = wifi_rig();
+    assert_eq!(rig.at("AT+CWAUTOCONN=0"), b"\r\nOK\r\n");
+    assert_eq!(rig.reset("AT+RST"), b"\r\nOK\r\n\r\nready\r\n");
+    assert_eq!(
+        rig.at("AT+CWAUTOCONN?"),
+        b"AT+CWAUTOCONN?\r\n+CWAUTOCONN:0\r\n\r\nOK\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+CWSTATE?"),
+        b"AT+CWSTATE?\r\n+CWSTATE:0,\"\"\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CWAUTOCONN=1"), b"AT+CWAUTOCONN=1\r\n\r\nOK\r\n");
+    assert_eq!(rig.reset("AT+RST"), ok_then_boot(b"AT+RST\r\n\r\nOK\r\n"));
 }
