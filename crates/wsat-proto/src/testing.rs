@@ -329,8 +329,9 @@ impl Sim {
             let mut moved = false;
             if self.modem.wants_host_input() && !self.host_tx.is_empty() {
                 let n = self.read_size.min(self.host_tx.len());
-                let bytes: Vec<u8> = self.host_tx.drain(..n).collect();
-                self.modem.host_input(&bytes, self.now);
+                let pending = self.host_tx.make_contiguous();
+                self.modem.host_input(&pending[..n], self.now);
+                self.host_tx.drain(..n);
                 moved = true;
             }
             if self.host_reading && !self.modem.host_output().is_empty() {

@@ -294,8 +294,16 @@ impl Modem {
 
     /// Writes `+<name>:<value>\r\n`.
     fn info(&mut self, name: &str, value: &str) {
-        self.out
-            .extend_from_slice(format!("+{name}:{value}\r\n").as_bytes());
+        self.info_line(&[b"+", name.as_bytes(), b":", value.as_bytes()]);
+    }
+
+    /// Appends one information line made of `parts`, and its CR LF. The
+    /// parts are bytes: SSIDs and host names need not be UTF-8.
+    pub(super) fn info_line(&mut self, parts: &[&[u8]]) {
+        for part in parts {
+            self.out.extend_from_slice(part);
+        }
+        self.out.extend_from_slice(b"\r\n");
     }
 
     fn cmd_kept_number(&mut self, form: Form<'_>, which: KeptNumber) -> Result<Reply, AtError> {

@@ -103,6 +103,11 @@ fn mac_text(mac: &[u8; 6]) -> String {
 }
 
 impl Modem {
+    /// Station mode is on (`AT+CWMODE` 1 or 3).
+    fn station_on(&self) -> bool {
+        matches!(self.settings.cwmode, 1 | 3)
+    }
+
     /// Whether network commands can reach anything.
     pub(super) fn associated(&self) -> bool {
         matches!(self.settings.station, Station::Associated(_))
@@ -112,7 +117,7 @@ impl Modem {
     pub(super) fn boot_join(&mut self) {
         let autoconnect =
             self.settings.kept_numbers[super::commands::KeptNumber::CwAutoConn as usize];
-        let station_mode = matches!(self.settings.cwmode, 1 | 3);
+        let station_mode = self.station_on();
         if let Some(ap) = self
             .options
             .wifi
@@ -137,7 +142,7 @@ impl Modem {
 
     /// `AT+CWMODE=<mode>`: leaving station mode leaves the AP.
     pub(super) fn cwmode_changed(&mut self) {
-        if !matches!(self.settings.cwmode, 1 | 3) {
+        if !self.station_on() {
             self.disconnect(Station::Idle);
         }
     }
@@ -147,18 +152,15 @@ impl Modem {
         let (ssid, password) = match form {
             Form::Query => {
                 if let Station::Associated(ap) = self.settings.station {
-                    let ap = &self.options.wifi.access_points[ap];
+                    let ap = self.options.wifi.access_points[ap].clone();
                     let pci = u8::from(ap.ecn() != 0);
-                    let mut line = b"+CWJAP:\"".to_vec();
-                    line.extend_from_slice(&ap.ssid);
                     let rest = format!(
-                        "\",\"{}\",{},{},{pci},1,3,0,1\r\n",
+                        "\",\"{}\",{},{},{pci},1,3,0,1",
                         mac_text(&ap.bssid),
                         ap.channel,
                         ap.rssi
                     );
-                    line.extend_from_slice(rest.as_bytes());
-                    self.out.extend_from_slice(&line);
+                    self.info_line(&[b"+CWJAP:\"", &ap.ssid, rest.as_bytes()]);
                 }
                 return Ok(Reply::Ok);
             }
@@ -192,7 +194,7 @@ impl Modem {
                 (ap.ssid.clone(), ap.password.clone())
             }
         };
-        if !matches!(self.settings.cwmode, 1 | 3) {
+        if !self.station_on() {
             return Err(AtError::exec());
         }
         let outcome = match self
@@ -251,12 +253,12 @@ impl Modem {
             Station::Joining => 3,
             Station::Disconnected => 4,
         };
-        let mut line = format!("+CWSTATE:{state},\"").into_bytes();
-        if state != 0 {
-            line.extend_from_slice(&self.settings.last_ssid);
-        }
-        line.extend_from_slice(b"\"\r\n");
-        self.out.extend_from_slice(&line);
+        let ssid = if state == 0 {
+            Vec::new()
+        } else {
+            self.settings.last_ssid.clone()
+        };
+        self.info_line(&[format!("+CWSTATE:{state},\"").as_bytes(), &ssid, b"\""]);
         Ok(Reply::Ok)
     }
 
@@ -308,7 +310,7 @@ impl Modem {
                 args.opt_int(i, 0..=i64::from(u16::MAX))?;
             }
         }
-        if !matches!(self.settings.cwmode, 1 | 3) {
+        if !self.station_on() {
             return Err(AtError::exec());
         }
         let opts = self.settings.cwlap;
@@ -369,8 +371,8 @@ impl Modem {
                 Ok(Reply::Ok)
             }
             _ => {
-                let line = format!("+CWDHCP:{}\r\n", self.settings.dhcp);
-                self.out.extend_from_slice(line.as_bytes());
+                let line = format!("+CWDHCP:{}", self.settings.dhcp);
+                self.info_line(&[line.as_bytes()]);
                 self.out.extend_from_slice(&at::OK[2..]);
                 Ok(Reply::Done)
             }
@@ -390,10 +392,8 @@ impl Modem {
                 Ok(Reply::Ok)
             }
             _ => {
-                let mut line = b"+CIPSTAMAC:\"".to_vec();
-                line.extend_from_slice(&self.station_mac());
-                line.extend_from_slice(b"\"\r\n");
-                self.out.extend_from_slice(&line);
+                let mac = self.station_mac();
+                self.info_line(&[b"+CIPSTAMAC:\"", &mac, b"\""]);
                 Ok(Reply::Ok)
             }
         }
@@ -415,17 +415,15 @@ impl Modem {
                 if name.is_empty() || name.len() > 32 {
                     return Err(AtError::new(ErrorKind::ParamInvalid, 1));
                 }
-                if !matches!(self.settings.cwmode, 1 | 3) {
+                if !self.station_on() {
                     return Err(AtError::exec());
                 }
                 self.settings.hostname = name.to_vec();
                 Ok(Reply::Ok)
             }
             _ => {
-                let mut line = b"+CWHOSTNAME:".to_vec();
-                line.extend_from_slice(&self.settings.hostname);
-                line.extend_from_slice(b"\r\n");
-                self.out.extend_from_slice(&line);
+                let name = self.settings.hostname.clone();
+                self.info_line(&[b"+CWHOSTNAME:", &name]);
                 Ok(Reply::Ok)
             }
         }
@@ -435,16 +433,17 @@ impl Modem {
 /// `xx:xx:xx:xx:xx:xx`, unicast (bit 0 of the first octet clear), not all
 /// zeros or all ones.
 fn valid_mac(mac: &[u8]) -> bool {
-    let octets: Vec<&[u8]> = mac.split(|&b| b == b':').collect();
-    if octets.len() != 6
-        || octets
-            .iter()
-            .any(|o| o.len() != 2 || !o.iter().all(u8::is_ascii_hexdigit))
-    {
+    let octet = |o: &[u8]| match o {
+        [_, _] => u8::from_str_radix(core::str::from_utf8(o).ok()?, 16).ok(),
+        _ => None,
+    };
+    let Some(bytes) = mac
+        .split(|&b| b == b':')
+        .map(octet)
+        .collect::<Option<Vec<u8>>>()
+    else {
         return false;
-    }
-    let value = |o: &[u8]| u8::from_str_radix(core::str::from_utf8(o).unwrap_or("zz"), 16).ok();
-    let bytes: Vec<u8> = octets.iter().filter_map(|o| value(o)).collect();
+    };
     bytes.len() == 6
         && bytes[0] & 1 == 0
         && !bytes.iter().all(|&b| b == 0)
@@ -562,12 +561,23 @@ impl Modem {
     }
 
     /// Writes `+<name>:ip:"…"`, `gateway`, `netmask` lines.
-    fn address_lines(&mut self, name: &str, fields: [&[u8]; 3]) {
+    fn address_lines(&mut self, name: &str, fields: &[Vec<u8>; 3]) {
         for (label, value) in ["ip", "gateway", "netmask"].iter().zip(fields) {
-            let mut line = format!("+{name}:{label}:\"").into_bytes();
-            line.extend_from_slice(value);
-            line.extend_from_slice(b"\"\r\n");
-            self.out.extend_from_slice(&line);
+            self.info_line(&[format!("+{name}:{label}:\"").as_bytes(), value, b"\""]);
+        }
+    }
+
+    /// The station's ip, gateway and netmask: none while not associated,
+    /// else the static ones set, else the machine's.
+    fn station_address(&self) -> [Vec<u8>; 3] {
+        match (&self.settings.static_ip, self.associated()) {
+            (_, false) => core::array::from_fn(|_| b"0.0.0.0".to_vec()),
+            (Some(fields), true) => fields.clone(),
+            (None, true) => [
+                STATION_IP.as_bytes().to_vec(),
+                STATION_IP.as_bytes().to_vec(),
+                b"255.0.0.0".to_vec(),
+            ],
         }
     }
 
@@ -591,30 +601,9 @@ impl Modem {
             self.settings.dhcp &= !1;
             return Ok(Reply::Ok);
         }
-        let fields = match (&self.settings.static_ip, self.associated()) {
-            (_, false) => [
-                b"0.0.0.0".to_vec(),
-                b"0.0.0.0".to_vec(),
-                b"0.0.0.0".to_vec(),
-            ],
-            (Some(fields), true) => fields.clone(),
-            (None, true) => [
-                STATION_IP.as_bytes().to_vec(),
-                STATION_IP.as_bytes().to_vec(),
-                b"255.0.0.0".to_vec(),
-            ],
-        };
-        self.address_lines("CIPSTA", [&fields[0], &fields[1], &fields[2]]);
+        let fields = self.station_address();
+        self.address_lines("CIPSTA", &fields);
         Ok(Reply::Ok)
-    }
-
-    /// The station's address in `AT+CIFSR`.
-    fn station_ip_text(&self) -> Vec<u8> {
-        match (&self.settings.static_ip, self.associated()) {
-            (_, false) => b"0.0.0.0".to_vec(),
-            (Some(fields), true) => fields[0].clone(),
-            (None, true) => STATION_IP.as_bytes().to_vec(),
-        }
     }
 
     /// `AT+CIFSR`: softAP lines, then station lines, for the modes on.
@@ -624,15 +613,13 @@ impl Modem {
             lines.push(("APIP", self.settings.softap.ip[0].clone()));
             lines.push(("APMAC", AP_MAC.as_bytes().to_vec()));
         }
-        if matches!(self.settings.cwmode, 1 | 3) {
-            lines.push(("STAIP", self.station_ip_text()));
+        if self.station_on() {
+            let [ip, ..] = self.station_address();
+            lines.push(("STAIP", ip));
             lines.push(("STAMAC", self.station_mac()));
         }
         for (label, value) in lines {
-            let mut line = format!("+CIFSR:{label},\"").into_bytes();
-            line.extend_from_slice(&value);
-            line.extend_from_slice(b"\"\r\n");
-            self.out.extend_from_slice(&line);
+            self.info_line(&[format!("+CIFSR:{label},\"").as_bytes(), &value, b"\""]);
         }
         Ok(Reply::Ok)
     }
@@ -646,12 +633,8 @@ impl Modem {
             }
             return Ok(Reply::Ok);
         }
-        self.info_line(format!("+CIPAPMAC:\"{AP_MAC}\"\r\n").as_bytes());
+        self.info_line(&[format!("+CIPAPMAC:\"{AP_MAC}\"").as_bytes()]);
         Ok(Reply::Ok)
-    }
-
-    fn info_line(&mut self, line: &[u8]) {
-        self.out.extend_from_slice(line);
     }
 
     /// `AT+CWSAP?` / `=<"ssid">,<"pwd">,<chl>,<ecn>[,<max conn>][,<hidden>]`,
@@ -661,17 +644,15 @@ impl Modem {
             return Err(AtError::exec());
         }
         let Form::Set(p) = form else {
-            let ap = &self.settings.softap;
-            let mut line = b"+CWSAP:\"".to_vec();
-            line.extend_from_slice(&ap.ssid);
-            line.extend_from_slice(b"\",\"");
-            line.extend_from_slice(&ap.password);
-            let rest = format!(
-                "\",{},{},{},{}\r\n",
-                ap.channel, ap.ecn, ap.max_conn, ap.hidden
-            );
-            line.extend_from_slice(rest.as_bytes());
-            self.out.extend_from_slice(&line);
+            let ap = self.settings.softap.clone();
+            let rest = format!("\",{},{},{},{}", ap.channel, ap.ecn, ap.max_conn, ap.hidden);
+            self.info_line(&[
+                b"+CWSAP:\"",
+                &ap.ssid,
+                b"\",\"",
+                &ap.password,
+                rest.as_bytes(),
+            ]);
             return Ok(Reply::Ok);
         };
         let args = Args::parse(p, 6)?;
@@ -719,7 +700,7 @@ impl Modem {
             return Ok(Reply::Ok);
         }
         let ip = self.settings.softap.ip.clone();
-        self.address_lines("CIPAP", [&ip[0], &ip[1], &ip[2]]);
+        self.address_lines("CIPAP", &ip);
         Ok(Reply::Ok)
     }
 
@@ -742,12 +723,7 @@ impl Modem {
             return Ok(Reply::Ok);
         }
         let (lease, start, end) = self.settings.softap.dhcps.clone();
-        let mut line = format!("+CWDHCPS:{lease},").into_bytes();
-        line.extend_from_slice(&start);
-        line.push(b',');
-        line.extend_from_slice(&end);
-        line.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(&line);
+        self.info_line(&[format!("+CWDHCPS:{lease},").as_bytes(), &start, b",", &end]);
         self.out.extend_from_slice(&at::OK[2..]);
         Ok(Reply::Done)
     }
@@ -774,11 +750,12 @@ impl Modem {
             };
             return Ok(Reply::Ok);
         }
-        let c = &self.settings.country;
-        let mut line = format!("+CWCOUNTRY:{},\"", c.policy).into_bytes();
-        line.extend_from_slice(&c.code);
-        line.extend_from_slice(format!("\",{},{}\r\n", c.start, c.count).as_bytes());
-        self.out.extend_from_slice(&line);
+        let c = self.settings.country.clone();
+        self.info_line(&[
+            format!("+CWCOUNTRY:{},\"", c.policy).as_bytes(),
+            &c.code,
+            format!("\",{},{}", c.start, c.count).as_bytes(),
+        ]);
         Ok(Reply::Ok)
     }
 
@@ -808,12 +785,9 @@ impl Modem {
         };
         let mut line = format!("+CIPDNS:{enable}").into_bytes();
         for server in servers {
-            line.extend_from_slice(b",\"");
-            line.extend_from_slice(&server);
-            line.push(b'"');
+            line.extend_from_slice(&[b",\"", &server[..], b"\""].concat());
         }
-        line.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(&line);
+        self.info_line(&[&line]);
         Ok(Reply::Ok)
     }
 }

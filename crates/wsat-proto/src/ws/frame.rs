@@ -559,7 +559,7 @@ impl Utf8 {
 /// Appends one masked client frame to `out`.
 pub fn encode_frame(out: &mut Vec<u8>, fin: bool, opcode: u8, payload: &[u8], mask: [u8; 4]) {
     let header = Header::new(fin, Opcode::from(opcode), payload.len() as u64, Some(mask));
-    out.reserve(header.len() + payload.len());
+    out.reserve(header.encoded_len() + payload.len());
     header.write(out);
     let start = out.len();
     out.extend_from_slice(payload);

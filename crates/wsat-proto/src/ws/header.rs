@@ -129,18 +129,13 @@ impl Header {
     }
 
     /// The encoded length: 2 to 14 bytes.
-    pub fn len(&self) -> usize {
+    pub fn encoded_len(&self) -> usize {
         let ext = match self.payload_len {
             0..=125 => 0,
             126..=0xFFFF => 2,
             _ => 8,
         };
         2 + ext + if self.mask.is_some() { 4 } else { 0 }
-    }
-
-    /// Never empty; for clippy's `len_without_is_empty`.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 
     /// Appends the header, with the shortest length form.
@@ -208,7 +203,7 @@ mod tests {
                     };
                     let mut out = Vec::new();
                     h.write(&mut out);
-                    assert_eq!(out.len(), h.len());
+                    assert_eq!(out.len(), h.encoded_len());
                     assert_eq!(Header::parse(&out), Some((h, out.len())));
                     assert_eq!(Header::parse(&out[..out.len() - 1]), None);
                 }
