@@ -9,7 +9,7 @@
 
 use wsat_proto::testing::{self, Sim};
 use wsat_proto::ws;
-use wsat_proto::{NetEvent, HOST_OUTPUT_BOUND, LINK_COUNT};
+use wsat_proto::{Link, NetEvent, HOST_OUTPUT_BOUND};
 
 /// Output and held reports may pass [`HOST_OUTPUT_BOUND`] by what one
 /// command or one read adds: an `AT+SYSMFG` read of a 64 KiB entry, a
@@ -40,7 +40,7 @@ fn host(sim: &mut Sim, bytes: &[u8]) {
     check_bounds(sim);
 }
 
-fn net(sim: &mut Sim, link: u8, event: NetEvent<'_>) {
+fn net(sim: &mut Sim, link: Link, event: NetEvent<'_>) {
     sim.net_event(link, event);
     check_bounds(sim);
 }
@@ -82,16 +82,23 @@ fn records(mut data: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
 pub fn at_port(data: &[u8]) {
     let mut sim = sim();
     for (tag, chunk) in records(data) {
-        let link = chunk.first().map_or(0, |b| b % LINK_COUNT as u8);
-        match tag % 10 {
+        let index = chunk.first().map_or(0, |b| usize::from(*b) % Link::COUNT);
+        let link = Link::from_index(index).unwrap_or(Link::Ws(0));
+        let payload = chunk.get(1..).unwrap_or_default();
+        match tag % 12 {
             0..=5 => host(&mut sim, chunk),
-            6 => net(
-                &mut sim,
-                link,
-                NetEvent::Received(chunk.get(1..).unwrap_or_default()),
-            ),
+            6 => net(&mut sim, link, NetEvent::Received(payload)),
             7 => sim.advance(u64::from(le16(chunk)) * 16),
             8 => net(&mut sim, link, NetEvent::Closed),
+            9 => net(
+                &mut sim,
+                link,
+                NetEvent::Datagram {
+                    from: testing::SIM_LOCAL,
+                    bytes: payload,
+                },
+            ),
+            10 => net(&mut sim, link, NetEvent::Sent),
             _ => net(&mut sim, link, NetEvent::Failed(String::from("fuzz"))),
         }
     }
@@ -119,7 +126,7 @@ pub fn host_flood(data: &[u8]) {
     host(&mut sim, b"AT+WSOPEN=1,\"ws://fuzz.example/\"\r\n");
     sim.host_reading = false;
     for (tag, chunk) in records(data) {
-        let link = chunk.first().map_or(0, |b| b % 2);
+        let link = Link::Ws(chunk.first().map_or(0, |b| b % 2));
         match tag % 8 {
             // The host writes a chunk many times over.
             0..=2 => {
@@ -187,7 +194,7 @@ pub fn net_frames(data: &[u8]) {
     );
     let mut out = Vec::new();
     for (cut, chunk) in records(data) {
-        net(&mut sim, 0, NetEvent::Received(chunk));
+        net(&mut sim, Link::Ws(0), NetEvent::Received(chunk));
         if cut & 1 == 1 {
             sim.advance(1);
         }
@@ -263,7 +270,7 @@ pub fn handshake(data: &[u8]) {
     sim.network.answer_handshakes = false;
     host(&mut sim, b"ATE0\r\nAT+WSOPEN=1,\"ws://fuzz.example/\"\r\n");
     for (_, chunk) in records(data) {
-        net(&mut sim, 1, NetEvent::Received(chunk));
+        net(&mut sim, Link::Ws(1), NetEvent::Received(chunk));
     }
     assert_usable(&mut sim);
 }
@@ -353,14 +360,19 @@ fn answer(sim: &mut Sim) -> Vec<u8> {
 }
 
 /// The final result codes; the prompt and `ready` end their answers.
-const FINALS: [&[u8]; 6] = [
+const FINALS: [&[u8]; 7] = [
     b"\r\nOK\r\n\r\n>",
     b"\r\nOK\r\n\r\nready\r\n",
     b"\r\nOK\r\n",
     b"\r\nERROR\r\n",
     b"\r\nSEND OK\r\n",
+    b"\r\nSEND FAIL\r\n",
     b"\r\nbusy p...\r\n",
 ];
+
+/// What ends an answer after information lines that ESP-AT prints without
+/// their own CR LF (`AT+CWDHCP?`, `AT+CIPDINFO?`).
+const BARE_OK: &[u8] = b"OK\r\n";
 
 fn ends_in_result(out: &[u8]) -> bool {
     let mut rest = out;
@@ -387,7 +399,21 @@ fn check_answer(out: &[u8], line: &[u8]) -> bool {
         )
     };
     let mut rest = out;
+    // After a send's data: how much was taken, as a line of its own.
+    if let Some(after) = rest.strip_prefix(b"\r\nRecv ") {
+        let end = after
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .unwrap_or_else(|| panic!("unterminated Recv: {}", what()));
+        assert!(after[..end].ends_with(b" bytes"), "bad Recv: {}", what());
+        rest = &after[end + 2..];
+    }
+    let mut lines = 0;
     loop {
+        if lines > 0 && rest.starts_with(BARE_OK) {
+            rest = &rest[BARE_OK.len()..];
+            break;
+        }
         if let Some(final_code) = FINALS.iter().find(|f| rest.starts_with(f)) {
             rest = &rest[final_code.len()..];
             if final_code.ends_with(b">") {
@@ -403,6 +429,7 @@ fn check_answer(out: &[u8], line: &[u8]) -> bool {
             .position(|w| w == b"\r\n")
             .unwrap_or_else(|| panic!("unterminated line: {}", what()));
         rest = &rest[end + 2..];
+        lines += 1;
     }
     while !rest.is_empty() {
         assert!(
@@ -428,7 +455,7 @@ mod tests {
         let mut sim = sim();
         host(&mut sim, b"ATE0\r\nAT+WSOPEN=0,\"ws://h.example/\"\r\n");
         assert!(sim.host_read().ends_with(b"+WS_CONNECTED:0\r\n\r\nOK\r\n"));
-        net(&mut sim, 0, NetEvent::Received(b"\x81\x02hi"));
+        net(&mut sim, Link::Ws(0), NetEvent::Received(b"\x81\x02hi"));
         assert_eq!(sim.host_read(), b"+WS_DATA:0,2,hi\r\n");
         host(&mut sim, b"AT+WSSEND=0,2\r\nyo");
         assert_eq!(sim.host_read(), b"\r\nOK\r\n\r\n>\r\nSEND OK\r\n");
@@ -447,8 +474,11 @@ mod tests {
 
     #[test]
     fn answer_checks_accept_well_formed_at_only() {
-        let good: [&[u8]; 5] = [
+        let good: [&[u8]; 8] = [
             b"\r\nOK\r\n",
+            b"+CIPDINFO:false\r\nOK\r\n",
+            b"\r\nRecv 3 bytes\r\n\r\nSEND OK\r\n",
+            b"0,CONNECT\r\n\r\nOK\r\n",
             b"+CWSTATE:2,\"x\"\r\n\r\nOK\r\n+TIME_UPDATED\r\n",
             b"+WS_DISCONNECTED:0\r\nERR CODE:0x01070001\r\n\r\nERROR\r\n",
             b"\r\nOK\r\n\r\nready\r\n",

@@ -15,12 +15,12 @@
 //! take yet and bounds its memory; the runtime has no other rule to keep.
 //!
 //! ```no_run
-//! use wsat_proto::{Modem, NetAction, NetEvent};
+//! use wsat_proto::{Link, Modem, NetAction, NetEvent};
 //! # fn read_port(_: &mut [u8]) -> usize { 0 }
 //! # fn write_port(_: &[u8]) -> usize { 0 }
 //! # fn set_line(_: wsat_proto::UartConfig) {}
 //! # fn do_net(_: NetAction) {}
-//! # fn next_net_event() -> Option<(u8, Vec<u8>)> { None }
+//! # fn next_net_event(_: Link, _: usize) -> Option<Vec<u8>> { None }
 //! # fn clock_ms() -> u64 { 0 }
 //! # fn arm_timer(_: Option<u64>) {}
 //! # fn timer_fired() -> bool { false }
@@ -45,9 +45,12 @@
 //!             let n = read_port(&mut buf);
 //!             modem.host_input(&buf[..n], clock_ms());
 //!         }
-//!         if modem.wants_net_input(0) {
-//!             if let Some((link, bytes)) = next_net_event() {
-//!                 modem.net_event(link, NetEvent::Received(&bytes), clock_ms());
+//!         for link in Link::all() {
+//!             let room = modem.net_input_room(link);
+//!             if room > 0 {
+//!                 if let Some(bytes) = next_net_event(link, room) {
+//!                     modem.net_event(link, NetEvent::Received(&bytes), clock_ms());
+//!                 }
 //!             }
 //!         }
 //!         if timer_fired() {
@@ -76,7 +79,7 @@ pub mod testing;
 pub mod ws;
 
 pub use modem::{
-    AccessPoint, ClientIdentity, Direction, LinkId, Log, Modem, ModemOptions, NetAction, NetEvent,
-    Platform, ServerVerification, TlsPolicy, UartConfig, WifiOptions, HOST_INPUT_BOUND,
-    HOST_OUTPUT_BOUND, LINK_COUNT, LOG_PREVIEW,
+    AccessPoint, ClientIdentity, Direction, Link, LinkId, Log, Modem, ModemOptions, NetAction,
+    NetAnswer, NetEvent, Platform, ServerVerification, TlsPolicy, Transport, UartConfig,
+    WifiOptions, HOST_INPUT_BOUND, HOST_OUTPUT_BOUND, LINK_COUNT, LOG_PREVIEW, SOCKET_COUNT,
 };

@@ -13,8 +13,38 @@ pub const CERT: &str = "wss_cert";
 pub const KEY: &str = "wss_key";
 /// CA certificates to verify servers against (modes 2 and 3).
 pub const CA: &str = "wss_ca";
+/// The SSL client's certificates, keys and CAs (`AT+CIPSSLCCONF`).
+pub const CLIENT_CERT: &str = "client_cert";
+/// The SSL client's private keys.
+pub const CLIENT_KEY: &str = "client_key";
+/// The SSL client's CA certificates.
+pub const CLIENT_CA: &str = "client_ca";
 /// Every namespace, in the order `AT+SYSMFG?` lists them.
-pub const NAMESPACES: [&str; 3] = [CERT, KEY, CA];
+pub const NAMESPACES: [&str; 6] = [CERT, KEY, CA, CLIENT_CERT, CLIENT_KEY, CLIENT_CA];
+
+/// Where one kind of TLS client finds its material.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Namespaces {
+    /// Client certificates.
+    pub cert: &'static str,
+    /// Their private keys.
+    pub key: &'static str,
+    /// CA certificates.
+    pub ca: &'static str,
+}
+
+/// The WebSocket client's (`AT+WSCFG`).
+pub const WSS: Namespaces = Namespaces {
+    cert: CERT,
+    key: KEY,
+    ca: CA,
+};
+/// The SSL socket client's (`AT+CIPSSLCCONF`).
+pub const CLIENT: Namespaces = Namespaces {
+    cert: CLIENT_CERT,
+    key: CLIENT_KEY,
+    ca: CLIENT_CA,
+};
 
 /// Highest entry index: `AT+WSCFG` takes pki and CA numbers in `0..=255`.
 pub const MAX_INDEX: u8 = u8::MAX;
@@ -59,7 +89,8 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(namespace(b"wss_ca"), Some(CA));
-        assert_eq!(namespace(b"client_ca"), None);
+        assert_eq!(namespace(b"client_ca"), Some(CLIENT_CA));
+        assert_eq!(namespace(b"server_ca"), None);
         assert_eq!(key_index(CA, b"wss_ca.0"), Some(0));
         assert_eq!(key_index(CERT, b"wss_cert.255"), Some(255));
         assert_eq!(key(KEY, 7), "wss_key.7");

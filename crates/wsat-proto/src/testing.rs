@@ -13,7 +13,7 @@
 //! assert_eq!(sim.host_read(), wsat_proto::testing::BOOT); // `ready`, then the stored AP's join
 //! sim.host_write(b"ATE0\r\nAT+WSOPEN=0,\"ws://example.com/\"\r\n");
 //! assert!(sim.host_read().ends_with(b"+WS_CONNECTED:0\r\n\r\nOK\r\n"));
-//! sim.server_send(0, &wsat_proto::testing::server_frame(true, 1, b"hi"));
+//! sim.server_send(wsat_proto::Link::Ws(0), &wsat_proto::testing::server_frame(true, 1, b"hi"));
 //! assert_eq!(sim.host_read(), b"+WS_DATA:0,2,hi\r\n");
 //! ```
 use alloc::boxed::Box;
@@ -24,12 +24,22 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use std::sync::Mutex;
 
-use crate::modem::{LinkId, Log, Modem, ModemOptions, NetAction, NetEvent, Platform, UartConfig};
+use core::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use crate::modem::{
+    Link, Log, Modem, ModemOptions, NetAction, NetAnswer, NetEvent, Platform, UartConfig,
+};
 use crate::ws::{self, Header, Opcode};
 
 /// What a modem with default options prints at start-up and after each
 /// reset: `ready`, then the join of its stored AP.
 pub const BOOT: &[u8] = b"\r\nready\r\nWIFI CONNECTED\r\nWIFI GOT IP\r\n";
+
+/// The address every simulated connection has on the modem's side.
+pub const SIM_LOCAL: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 49152);
+/// What a simulated connection to an IP address reports as its peer when
+/// the host named it by a name: the documentation address 192.0.2.1.
+pub const SIM_PEER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
 
 /// Steps [`Sim::run`] takes before it decides the modem spins.
 const RUN_LIMIT: usize = 1_000_000;
@@ -137,26 +147,37 @@ pub struct Network {
     pub answer_pings: bool,
     /// Every action, when not `auto`.
     pub actions: VecDeque<NetAction>,
-    /// What the modem wrote on each link after its handshake (auto).
-    pub sent: Vec<(LinkId, Vec<u8>)>,
+    /// What the modem wrote on each link after its handshake, and each
+    /// socket link's sends (auto).
+    pub sent: Vec<(Link, Vec<u8>)>,
     /// Bytes the network has delivered to the modem, in all.
     pub received_total: usize,
     /// Events to deliver: reads wait while the modem does not want input
     /// from their link, the rest go at once.
-    pub(crate) reads: VecDeque<(LinkId, Read)>,
-    events: VecDeque<(LinkId, Event)>,
+    pub(crate) reads: VecDeque<(Link, Read)>,
+    events: VecDeque<(Link, Event)>,
+    /// Answers to listen, resolve and ping actions (auto).
+    answers: VecDeque<Answer>,
 }
 
 #[derive(Debug)]
 pub(crate) enum Read {
     Bytes(Vec<u8>),
+    Datagram(SocketAddr, Vec<u8>),
     Eof,
 }
 
 #[derive(Debug)]
 enum Event {
-    Connected,
+    Connected(SocketAddr),
     Sent,
+}
+
+#[derive(Debug)]
+enum Answer {
+    Listening,
+    Resolved(IpAddr),
+    Pinged,
 }
 
 impl Default for Network {
@@ -172,6 +193,7 @@ impl Default for Network {
             received_total: 0,
             reads: VecDeque::new(),
             events: VecDeque::new(),
+            answers: VecDeque::new(),
         }
     }
 }
@@ -269,7 +291,7 @@ impl Sim {
     }
 
     /// An event on `link`, from the test (a network that is not `auto`).
-    pub fn net_event(&mut self, link: LinkId, event: NetEvent<'_>) {
+    pub fn net_event(&mut self, link: Link, event: NetEvent<'_>) {
         if let NetEvent::Received(bytes) = &event {
             self.network.received_total += bytes.len();
         }
@@ -277,16 +299,39 @@ impl Sim {
         self.run();
     }
 
-    /// The server of `link` sends `bytes`; they arrive when the modem reads.
-    pub fn server_send(&mut self, link: LinkId, bytes: &[u8]) {
+    /// The answer to a resolve, ping or listen, from the test.
+    pub fn net_answer(&mut self, answer: NetAnswer<'_>) {
+        self.modem.net_answer(answer, self.now);
+        self.run();
+    }
+
+    /// A client connects to the modem's server from `remote`: the link it
+    /// got, if any.
+    pub fn accept(&mut self, remote: SocketAddr) -> Option<Link> {
+        let link = self.modem.accept(SIM_LOCAL, remote, self.now);
+        self.run();
+        link
+    }
+
+    /// The server of `link` sends `bytes`; they arrive when the modem reads
+    /// (as much at a time as it has room for).
+    pub fn server_send(&mut self, link: Link, bytes: &[u8]) {
         self.network
             .reads
             .push_back((link, Read::Bytes(bytes.to_vec())));
         self.run();
     }
 
+    /// A datagram from `from` for UDP link `link`.
+    pub fn datagram(&mut self, link: Link, from: SocketAddr, bytes: &[u8]) {
+        self.network
+            .reads
+            .push_back((link, Read::Datagram(from, bytes.to_vec())));
+        self.run();
+    }
+
     /// The server of `link` closes TCP (after what it sent before).
-    pub fn server_eof(&mut self, link: LinkId) {
+    pub fn server_eof(&mut self, link: Link) {
         self.network.reads.push_back((link, Read::Eof));
         self.run();
     }
@@ -367,17 +412,33 @@ impl Sim {
     fn deliver(&mut self) -> bool {
         if let Some((link, event)) = self.network.events.pop_front() {
             let event = match event {
-                Event::Connected => NetEvent::Connected,
+                Event::Connected(remote) => NetEvent::Connected {
+                    local: SIM_LOCAL,
+                    remote,
+                },
                 Event::Sent => NetEvent::Sent,
             };
             self.modem.net_event(link, event, self.now);
             return true;
         }
+        if let Some(answer) = self.network.answers.pop_front() {
+            let answer = match answer {
+                Answer::Listening => NetAnswer::Listening(true),
+                Answer::Resolved(ip) => {
+                    self.modem.net_answer(NetAnswer::Resolved(&[ip]), self.now);
+                    return true;
+                }
+                Answer::Pinged => NetAnswer::Pinged(Some(1)),
+            };
+            self.modem.net_answer(answer, self.now);
+            return true;
+        }
+        // EOF comes after the data, so it waits for room too.
         let Some(at) = self
             .network
             .reads
             .iter()
-            .position(|(link, _)| self.modem.wants_net_input(*link))
+            .position(|(link, _)| self.modem.net_input_room(*link) > 0)
         else {
             return false;
         };
@@ -385,10 +446,24 @@ impl Sim {
             return false;
         };
         match read {
-            Read::Bytes(bytes) => {
+            Read::Bytes(mut bytes) => {
+                let room = self.modem.net_input_room(link);
+                if bytes.len() > room {
+                    // A read takes what fits; the rest waits its turn.
+                    let rest = bytes.split_off(room);
+                    self.network.reads.insert(at, (link, Read::Bytes(rest)));
+                }
                 self.network.received_total += bytes.len();
                 self.modem
                     .net_event(link, NetEvent::Received(&bytes), self.now);
+            }
+            Read::Datagram(from, bytes) => {
+                self.network.received_total += bytes.len();
+                let event = NetEvent::Datagram {
+                    from,
+                    bytes: &bytes,
+                };
+                self.modem.net_event(link, event, self.now);
             }
             Read::Eof => self.modem.net_event(link, NetEvent::Closed, self.now),
         }
@@ -402,14 +477,35 @@ impl Sim {
             return;
         }
         match action {
-            NetAction::Connect { link, host, .. } => {
+            NetAction::Connect {
+                link, host, port, ..
+            } => {
                 assert!(!host.is_empty(), "connect without a host");
                 network.reads.retain(|(l, _)| *l != link);
                 network.events.retain(|(l, _)| *l != link);
+                let ip = host.parse().unwrap_or(SIM_PEER_IP);
+                let remote = SocketAddr::new(ip, port);
                 if network.complete_connects {
-                    network.events.push_back((link, Event::Connected));
+                    network.events.push_back((link, Event::Connected(remote)));
                 }
             }
+            NetAction::Send {
+                link: link @ Link::Socket(_),
+                bytes,
+            }
+            | NetAction::SendTo { link, bytes, .. } => {
+                network.sent.push((link, bytes));
+                if network.ack_sends {
+                    network.events.push_back((link, Event::Sent));
+                }
+            }
+            NetAction::Listen { .. } => network.answers.push_back(Answer::Listening),
+            NetAction::StopListening => {}
+            NetAction::Resolve { host } => {
+                let ip = host.parse().unwrap_or(SIM_PEER_IP);
+                network.answers.push_back(Answer::Resolved(ip));
+            }
+            NetAction::Ping { .. } => network.answers.push_back(Answer::Pinged),
             NetAction::Send { link, bytes } => {
                 match handshake_response(&bytes) {
                     Some(response) if network.answer_handshakes => {

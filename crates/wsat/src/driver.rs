@@ -3,19 +3,21 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::io;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use wsat_proto::{
-    LinkId, Log, Modem, ModemOptions, NetAction, NetEvent, Platform, UartConfig, LINK_COUNT,
+    Link, Log, Modem, ModemOptions, NetAction, NetAnswer, NetEvent, Platform, Transport, UartConfig,
 };
 
-use crate::net::{self, Connected, Polled, Stream, Target};
+use crate::net::{self, Conn, Connected, Datagrams, Opened, Polled, Stream, Target};
 use crate::pki::PkiStore;
 use crate::tls::TlsOptions;
 use crate::trace::{ModemTrace, Tracer};
@@ -32,6 +34,8 @@ pub struct Settings {
     /// Where `AT+SYSMFG` keeps certificates; `None`: an empty store that
     /// refuses writes.
     pub store: Option<PkiStore>,
+    /// The address `AT+CIPSERVER` listens on (the port is the host's).
+    pub server_ip: Option<IpAddr>,
 }
 
 /// Applies `AT+UART_CUR`/`AT+UART_DEF` to the AT port: its pacing or the
@@ -161,10 +165,18 @@ where
         0,
     );
     let (connected_tx, connected) = mpsc::unbounded_channel();
+    let (answers_tx, answers) = mpsc::unbounded_channel();
     let mut driver = Driver {
         start,
         modem,
         links: Default::default(),
+        listener: None,
+        server_ip: settings
+            .server_ip
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
+        lookup: None,
+        answers_tx,
+        answers,
         attempts: 0,
         tls: settings.tls.clone(),
         connected_tx,
@@ -183,6 +195,9 @@ where
             task.abort();
         }
     }
+    if let Some(task) = driver.lookup {
+        task.abort();
+    }
     result
 }
 
@@ -199,6 +214,8 @@ thread_local! {
 }
 /// Steps one poll of the driver takes before it lets other modems run.
 const STEPS_PER_POLL: usize = 64;
+/// `AT+PING` gives up after this long (`+PING:TIMEOUT`).
+const PING_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A link's connection, owned by the driver.
 #[derive(Default)]
@@ -210,6 +227,13 @@ enum LinkIo {
         task: AbortHandle,
     },
     Open(Stream),
+    Udp(Datagrams),
+}
+
+/// What a lookup task found out, for [`Modem::net_answer`].
+enum Answer {
+    Resolved(Vec<IpAddr>),
+    Pinged(Option<u32>),
 }
 
 /// One modem's task: the core, the AT port and the links' sockets, polled
@@ -217,7 +241,15 @@ enum LinkIo {
 struct Driver {
     start: Instant,
     modem: Modem,
-    links: [LinkIo; LINK_COUNT],
+    links: [LinkIo; Link::COUNT],
+    /// `AT+CIPSERVER`'s listening socket.
+    listener: Option<TcpListener>,
+    server_ip: IpAddr,
+    /// The running `AT+CIPDOMAIN`/`AT+PING` task: one command at a time,
+    /// so a new one replaces a stale one.
+    lookup: Option<AbortHandle>,
+    answers_tx: mpsc::UnboundedSender<Answer>,
+    answers: mpsc::UnboundedReceiver<Answer>,
     attempts: u64,
     tls: TlsOptions,
     connected_tx: mpsc::UnboundedSender<Connected>,
@@ -279,8 +311,10 @@ impl Driver {
             let mut moved = self.poll_host_read(cx, reader);
             moved |= self.poll_opened(cx);
             moved |= self.poll_connects(cx);
+            moved |= self.poll_answers(cx);
+            moved |= self.poll_accept(cx);
             self.collect();
-            for link in 0..LINK_COUNT as LinkId {
+            for link in Link::all() {
                 moved |= self.poll_link(cx, link);
             }
             moved |= self.poll_timer(cx);
@@ -397,18 +431,26 @@ impl Driver {
             result,
         } = done;
         let now = self.now();
-        let slot = &mut self.links[usize::from(link)];
+        let slot = &mut self.links[link.index()];
         if !matches!(slot, LinkIo::Connecting { attempt: a, .. } if *a == attempt) {
             // A replaced or closed attempt.
             return true;
         }
         match result {
-            Ok(io) => {
-                *slot = LinkIo::Open(Stream::new(io));
+            Ok(Opened {
+                conn,
+                local,
+                remote,
+            }) => {
+                *slot = match conn {
+                    Conn::Stream(io) => LinkIo::Open(Stream::new(io)),
+                    Conn::Udp(socket) => LinkIo::Udp(Datagrams::new(socket)),
+                };
                 if let Some(trace) = &self.trace {
-                    trace.link_note(link, "connected");
+                    trace.link_note(link, &format!("connected {local} -> {remote}"));
                 }
-                self.modem.net_event(link, NetEvent::Connected, now);
+                self.modem
+                    .net_event(link, NetEvent::Connected { local, remote }, now);
             }
             Err(error) => {
                 *slot = LinkIo::None;
@@ -420,9 +462,56 @@ impl Driver {
         true
     }
 
+    /// Answers of lookup and ping tasks.
+    fn poll_answers(&mut self, cx: &mut Context<'_>) -> bool {
+        let Poll::Ready(Some(answer)) = self.answers.poll_recv(cx) else {
+            return false;
+        };
+        let now = self.now();
+        match answer {
+            Answer::Resolved(ips) => self.modem.net_answer(NetAnswer::Resolved(&ips), now),
+            Answer::Pinged(rtt) => self.modem.net_answer(NetAnswer::Pinged(rtt), now),
+        }
+        true
+    }
+
+    /// A connection to `AT+CIPSERVER`'s listener becomes a link, or is
+    /// dropped when the core has no room for it.
+    fn poll_accept(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(listener) = &self.listener else {
+            return false;
+        };
+        let (tcp, remote) = match listener.poll_accept(cx) {
+            Poll::Pending => return false,
+            Poll::Ready(Ok(accepted)) => accepted,
+            Poll::Ready(Err(error)) => {
+                // EMFILE and friends: the listener stays, the next poll retries.
+                tracing::warn!(%error, "accept failed");
+                return false;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let Ok(local) = tcp.local_addr() else {
+            return true;
+        };
+        let now = self.now();
+        match self.modem.accept(local, remote, now) {
+            Some(link) => {
+                self.drop_link(link);
+                self.links[link.index()] = LinkIo::Open(Stream::new(Box::new(tcp)));
+                self.note(link, &format!("accepted {remote}"));
+            }
+            None => tracing::info!(%remote, "server connection refused: no free link"),
+        }
+        true
+    }
+
     /// Writes the link's sends, and reads it while the core wants input.
-    fn poll_link(&mut self, cx: &mut Context<'_>, link: LinkId) -> bool {
-        let LinkIo::Open(stream) = &mut self.links[usize::from(link)] else {
+    fn poll_link(&mut self, cx: &mut Context<'_>, link: Link) -> bool {
+        if let LinkIo::Udp(_) = &mut self.links[link.index()] {
+            return self.poll_datagrams(cx, link);
+        }
+        let LinkIo::Open(stream) = &mut self.links[link.index()] else {
             return false;
         };
         let mut moved = false;
@@ -435,19 +524,21 @@ impl Driver {
                 moved = true;
             }
             Polled::Ended => {
-                tracing::info!(link, "write failed");
+                tracing::info!(%link, "write failed");
                 self.link_ended(link);
                 return true;
             }
             _ => {}
         }
-        if !self.modem.wants_net_input(link) {
+        let room = self.modem.net_input_room(link);
+        if room == 0 {
             return moved;
         }
         READ_BUF.with_borrow_mut(|buf| {
-            let LinkIo::Open(stream) = &mut self.links[usize::from(link)] else {
+            let LinkIo::Open(stream) = &mut self.links[link.index()] else {
                 return moved;
             };
+            let buf = &mut buf[..room.min(READ_SIZE)];
             match stream.poll_read(cx, buf) {
                 Polled::Received(n) => {
                     let now = self.now();
@@ -464,7 +555,38 @@ impl Driver {
         })
     }
 
-    fn link_ended(&mut self, link: LinkId) {
+    /// A UDP link: sends its datagrams, reads one while the core wants input.
+    fn poll_datagrams(&mut self, cx: &mut Context<'_>, link: Link) -> bool {
+        let LinkIo::Udp(socket) = &mut self.links[link.index()] else {
+            return false;
+        };
+        let sent = socket.poll_write(cx);
+        let now = self.now();
+        for _ in 0..sent {
+            self.modem.net_event(link, NetEvent::Sent, now);
+        }
+        if self.modem.net_input_room(link) == 0 {
+            return sent > 0;
+        }
+        READ_BUF.with_borrow_mut(|buf| {
+            let LinkIo::Udp(socket) = &mut self.links[link.index()] else {
+                return sent > 0;
+            };
+            match socket.poll_read(cx, buf) {
+                Some((n, from)) => {
+                    let event = NetEvent::Datagram {
+                        from,
+                        bytes: &buf[..n],
+                    };
+                    self.modem.net_event(link, event, now);
+                    true
+                }
+                None => sent > 0,
+            }
+        })
+    }
+
+    fn link_ended(&mut self, link: Link) {
         if let Some(trace) = &self.trace {
             trace.link_note(link, "closed by the network");
         }
@@ -525,30 +647,76 @@ impl Driver {
                 link,
                 host,
                 port,
-                tls,
+                transport,
+                keep_alive_s,
             } => {
                 self.drop_link(link);
+                let kind = match &transport {
+                    Transport::Tcp => "",
+                    Transport::Tls(_) => " tls",
+                    Transport::Udp { .. } => " udp",
+                };
                 if let Some(trace) = &self.trace {
-                    trace.connect(link, &host, port, tls.is_some());
+                    trace.connect(link, &host, port, kind);
                 }
-                tracing::debug!(link, %host, port, tls = tls.is_some(), "connect");
+                tracing::debug!(%link, %host, port, kind, "connect");
                 self.attempts += 1;
                 let target = Target {
                     host,
                     port,
-                    tls,
+                    transport,
+                    keep_alive_s,
                     tls_options: self.tls.clone(),
                 };
                 let task = net::connect(link, self.attempts, target, self.connected_tx.clone());
-                self.links[usize::from(link)] = LinkIo::Connecting {
+                self.links[link.index()] = LinkIo::Connecting {
                     attempt: self.attempts,
                     task,
                 };
             }
             NetAction::Send { link, bytes } => {
-                if let LinkIo::Open(stream) = &mut self.links[usize::from(link)] {
+                if let LinkIo::Open(stream) = &mut self.links[link.index()] {
                     stream.send(bytes);
                 }
+            }
+            NetAction::SendTo { link, to, bytes } => {
+                if let LinkIo::Udp(socket) = &mut self.links[link.index()] {
+                    socket.send(to, bytes);
+                }
+            }
+            NetAction::Listen { port } => {
+                let up = self.listen(port);
+                let now = self.now();
+                self.modem.net_answer(NetAnswer::Listening(up), now);
+            }
+            NetAction::StopListening => {
+                if self.listener.take().is_some() {
+                    tracing::info!("server stopped");
+                }
+            }
+            NetAction::Resolve { host } => {
+                let answers = self.answers_tx.clone();
+                self.start_lookup(async move {
+                    let ips = net::lookup(host).await;
+                    let _ = answers.send(Answer::Resolved(ips));
+                });
+            }
+            NetAction::Ping { host } => {
+                let answers = self.answers_tx.clone();
+                self.start_lookup(async move {
+                    let rtt = crate::ping::ping(&host, PING_TIMEOUT).await;
+                    let ms = match rtt {
+                        Ok(Some(rtt)) => {
+                            Some(rtt.as_millis().clamp(1, u128::from(u32::MAX)) as u32)
+                        }
+                        Ok(None) => None,
+                        Err(error) => {
+                            tracing::info!(%host, %error, "ping failed");
+                            None
+                        }
+                    };
+                    let _ = answers.send(Answer::Pinged(ms));
+                });
             }
             NetAction::Close { link } => {
                 if let Some(trace) = &self.trace {
@@ -561,11 +729,43 @@ impl Driver {
 
     /// Ends the link's connection: an attempt is aborted, an open stream
     /// writes what was queued and closes on its own.
-    fn drop_link(&mut self, link: LinkId) {
-        match std::mem::take(&mut self.links[usize::from(link)]) {
-            LinkIo::None => {}
+    fn drop_link(&mut self, link: Link) {
+        match std::mem::take(&mut self.links[link.index()]) {
+            LinkIo::None | LinkIo::Udp(_) => {}
             LinkIo::Connecting { task, .. } => task.abort(),
             LinkIo::Open(stream) => stream.close(),
+        }
+    }
+
+    /// `AT+CIPSERVER`: a listening socket on the server address and the
+    /// host's port. Says where in the log, or why not.
+    fn listen(&mut self, port: u16) -> bool {
+        let addr = SocketAddr::new(self.server_ip, port);
+        let bound = std::net::TcpListener::bind(addr).and_then(|listener| {
+            listener.set_nonblocking(true)?;
+            TcpListener::from_std(listener)
+        });
+        match bound {
+            Ok(listener) => {
+                tracing::info!("server listening on {addr}");
+                if let Some(trace) = &self.trace {
+                    trace.note(&format!("server listening on {addr}"));
+                }
+                self.listener = Some(listener);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(%error, "server: cannot listen on {addr}");
+                false
+            }
+        }
+    }
+
+    /// Runs a lookup or ping task; one that still runs is stale (its
+    /// command is over) and is aborted.
+    fn start_lookup(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        if let Some(old) = self.lookup.replace(tokio::spawn(task).abort_handle()) {
+            old.abort();
         }
     }
 
@@ -580,7 +780,7 @@ impl Driver {
                 if let Some(trace) = &self.trace {
                     trace.http(*link, *dir, first_line);
                 }
-                tracing::debug!(link, ?dir, line = %String::from_utf8_lossy(first_line), "http");
+                tracing::debug!(%link, ?dir, line = %String::from_utf8_lossy(first_line), "http");
             }
             Log::Frame {
                 link,
@@ -591,7 +791,7 @@ impl Driver {
                 if let Some(trace) = &self.trace {
                     trace.frame(*link, *dir, header, preview);
                 }
-                tracing::trace!(link, ?dir, ?header, "frame");
+                tracing::trace!(%link, ?dir, ?header, "frame");
             }
             Log::HandshakeFailed { link, error } => {
                 self.note(*link, &format!("handshake refused: {error}"))
@@ -607,8 +807,8 @@ impl Driver {
     }
 
     /// A link event worth a line in the `-v` log and the trace.
-    fn note(&self, link: LinkId, what: &str) {
-        tracing::info!("link {link}: {what}");
+    fn note(&self, link: Link, what: &str) {
+        tracing::info!("{link}: {what}");
         if let Some(trace) = &self.trace {
             trace.link_note(link, what);
         }

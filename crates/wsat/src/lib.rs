@@ -9,6 +9,7 @@
 pub mod driver;
 pub mod echo_server;
 mod net;
+mod ping;
 pub mod pki;
 pub mod tls;
 pub mod trace;

@@ -100,6 +100,11 @@ struct Cli {
     #[arg(long)]
     tls_verify_hostname: bool,
 
+    /// The address AT+CIPSERVER listens on, at the port the host asks for
+    /// (0.0.0.0 lets other machines connect).
+    #[arg(long, value_name = "IP", default_value = "127.0.0.1")]
+    server_ip: std::net::IpAddr,
+
     /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
@@ -174,6 +179,7 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
             verify_hostname: cli.tls_verify_hostname,
         },
         store: open_store(cli.pki_dir)?,
+        server_ip: Some(cli.server_ip),
         tracer: match &cli.trace {
             Some(path) => Some(
                 Tracer::create(path)

@@ -1,19 +1,20 @@
 //! A link's connection as the modem's driver owns it: connecting (TCP, then
-//! TLS for `wss://`) runs as a small task of its own; once up, the driver
-//! polls the stream itself, so a send the kernel takes at once is reported
-//! in the same wake-up and received bytes go from the socket read straight
-//! into the core.
+//! TLS for `wss://` and SSL; a bound socket for UDP) runs as a small task
+//! of its own; once up, the driver polls the stream or socket itself, so a
+//! send the kernel takes at once is reported in the same wake-up and
+//! received bytes go from the socket read straight into the core.
 use std::collections::VecDeque;
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
-use wsat_proto::{LinkId, TlsPolicy};
+use wsat_proto::{Link, Transport};
 
 use crate::tls::{self, TlsOptions};
 
@@ -29,22 +30,36 @@ impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 pub(crate) struct Target {
     pub host: String,
     pub port: u16,
-    /// `Some` for `wss://`.
-    pub tls: Option<TlsPolicy>,
+    pub transport: Transport,
+    /// TCP keep-alive idle seconds; 0: off.
+    pub keep_alive_s: u16,
     pub tls_options: TlsOptions,
+}
+
+/// A connection that is up, with its two ends.
+pub(crate) struct Opened {
+    pub conn: Conn,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+/// A stream (TCP, TLS) or a UDP socket.
+pub(crate) enum Conn {
+    Stream(Box<dyn Io>),
+    Udp(UdpSocket),
 }
 
 /// A connect attempt's outcome, tagged with the attempt, so that the result
 /// of a replaced attempt is recognised and dropped.
 pub(crate) struct Connected {
-    pub link: LinkId,
+    pub link: Link,
     pub attempt: u64,
-    pub result: io::Result<Box<dyn Io>>,
+    pub result: io::Result<Opened>,
 }
 
 /// Starts connecting; the outcome goes to `results`.
 pub(crate) fn connect(
-    link: LinkId,
+    link: Link,
     attempt: u64,
     target: Target,
     results: mpsc::UnboundedSender<Connected>,
@@ -60,14 +75,136 @@ pub(crate) fn connect(
     .abort_handle()
 }
 
-async fn open(target: &Target) -> io::Result<Box<dyn Io>> {
+async fn open(target: &Target) -> io::Result<Opened> {
+    let local_port = match target.transport {
+        Transport::Udp { local_port } => local_port,
+        _ => return open_stream(target).await,
+    };
+    // `0.0.0.0` (or `::`) names no peer: datagrams come from anyone.
+    let remote = match target.host.parse::<IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, target.port),
+        Err(_) => resolve(&target.host, target.port).await?,
+    };
+    let any = match remote {
+        SocketAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        SocketAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+    };
+    let socket = UdpSocket::bind((any, local_port)).await?;
+    Ok(Opened {
+        local: socket.local_addr()?,
+        remote,
+        conn: Conn::Udp(socket),
+    })
+}
+
+async fn open_stream(target: &Target) -> io::Result<Opened> {
     let tcp = TcpStream::connect((target.host.as_str(), target.port)).await?;
     tcp.set_nodelay(true)?;
-    match &target.tls {
-        None => Ok(Box::new(tcp)),
-        Some(params) => {
-            let stream = tls::connect(tcp, &target.host, params, &target.tls_options).await?;
-            Ok(Box::new(stream))
+    if target.keep_alive_s > 0 {
+        // ESP-AT's keep-alive: idle time, then 3 probes a second apart.
+        let keepalive = socket2::TcpKeepalive::new()
+            .with_time(Duration::from_secs(u64::from(target.keep_alive_s)))
+            .with_interval(Duration::from_secs(1))
+            .with_retries(3);
+        socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive)?;
+    }
+    let (local, remote) = (tcp.local_addr()?, tcp.peer_addr()?);
+    let conn = match &target.transport {
+        Transport::Tls(policy) => {
+            let stream = tls::connect(tcp, &target.host, policy, &target.tls_options).await?;
+            Conn::Stream(Box::new(stream))
+        }
+        _ => Conn::Stream(Box::new(tcp)),
+    };
+    Ok(Opened {
+        conn,
+        local,
+        remote,
+    })
+}
+
+/// The first address of `host` (IPv4 first, as ESP-AT prefers).
+async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{host}: no address")))
+}
+
+/// Every address of `host`, for `AT+CIPDOMAIN`; empty when it has none.
+pub(crate) async fn lookup(host: String) -> Vec<IpAddr> {
+    match tokio::net::lookup_host((host.as_str(), 0)).await {
+        Ok(addrs) => {
+            let mut ips: Vec<IpAddr> = Vec::new();
+            for addr in addrs {
+                if !ips.contains(&addr.ip()) {
+                    ips.push(addr.ip());
+                }
+            }
+            ips
+        }
+        Err(error) => {
+            tracing::info!(%host, %error, "lookup failed");
+            Vec::new()
+        }
+    }
+}
+
+/// An open UDP link: the socket and the datagrams not yet sent.
+pub(crate) struct Datagrams {
+    socket: UdpSocket,
+    sends: VecDeque<(SocketAddr, Vec<u8>)>,
+}
+
+impl Datagrams {
+    pub(crate) fn new(socket: UdpSocket) -> Datagrams {
+        Datagrams {
+            socket,
+            sends: VecDeque::new(),
+        }
+    }
+
+    pub(crate) fn send(&mut self, to: SocketAddr, bytes: Vec<u8>) {
+        self.sends.push_back((to, bytes));
+    }
+
+    /// Sends queued datagrams as far as the socket takes them; returns how
+    /// many went. A datagram the system refuses (unreachable, too big) is
+    /// lost, as UDP allows: it counts as gone, the link stays.
+    pub(crate) fn poll_write(&mut self, cx: &mut Context<'_>) -> usize {
+        let mut done = 0;
+        while let Some((to, bytes)) = self.sends.front() {
+            match self.socket.poll_send_to(cx, bytes, *to) {
+                Poll::Pending => break,
+                Poll::Ready(result) => {
+                    if let Err(error) = result {
+                        tracing::info!(%error, %to, "datagram not sent");
+                    }
+                    self.sends.pop_front();
+                    done += 1;
+                }
+            }
+        }
+        done
+    }
+
+    /// One datagram into `buf` (cut to its size), and its sender.
+    pub(crate) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Option<(usize, SocketAddr)> {
+        loop {
+            let mut read = ReadBuf::new(buf);
+            match self.socket.poll_recv_from(cx, &mut read) {
+                Poll::Ready(Ok(from)) => return Some((read.filled().len(), from)),
+                // An ICMP error for an earlier send: nothing to read.
+                Poll::Ready(Err(_)) => continue,
+                Poll::Pending => return None,
+            }
         }
     }
 }

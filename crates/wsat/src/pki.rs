@@ -375,7 +375,8 @@ mod tests {
             ("wss_ca", ""),
             ("..", "wss_ca.0"),
             ("wss_ca/..", "wss_ca.0"),
-            ("client_ca", "client_ca.0"),
+            ("server_ca", "server_ca.0"),
+            ("client_ca", "wss_ca.0"),
             ("", "wss_ca.0"),
         ];
         for (namespace, key) in bad {
@@ -392,7 +393,17 @@ mod tests {
         assert!(store.store_keys("../x").is_empty());
         // Nothing was created beside the store.
         assert_eq!(files_in(temp.path()), ["pki"]);
-        assert_eq!(files_in(store.dir()), ["wss_ca", "wss_cert", "wss_key"]);
+        assert_eq!(
+            files_in(store.dir()),
+            [
+                "client_ca",
+                "client_cert",
+                "client_key",
+                "wss_ca",
+                "wss_cert",
+                "wss_key"
+            ]
+        );
     }
 
     #[test]

@@ -82,17 +82,18 @@ fn client_config(
     options: &TlsOptions,
 ) -> io::Result<(ClientConfig, ServerName<'static>)> {
     let provider = Arc::new(crypto::ring::default_provider());
+    // `AT+CIPSSLCCN` asks for the name check whatever the default is.
+    let verifies_name = options.verify_hostname || policy.common_name.is_some();
     let verifier: Arc<dyn ServerCertVerifier> = match &policy.server {
         ServerVerification::None => Arc::new(NoServerVerification {
             algorithms: provider.signature_verification_algorithms,
         }),
         ServerVerification::Ca(ca) => {
             let ca = material(ca, "CA certificate")?;
-            chain_verifier(ca, provider.clone(), options.verify_hostname)?
+            chain_verifier(ca, provider.clone(), verifies_name)?
         }
     };
-    let compares_name =
-        options.verify_hostname && matches!(policy.server, ServerVerification::Ca(_));
+    let compares_name = verifies_name && matches!(policy.server, ServerVerification::Ca(_));
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| invalid(format!("TLS setup: {e}")))?
@@ -109,6 +110,13 @@ fn client_config(
         }
         None => builder.with_no_client_auth(),
     };
+    config.alpn_protocols = policy.alpn.clone();
+    // One name is both sent (SNI) and checked: the configured one first.
+    let host = policy
+        .sni
+        .as_deref()
+        .or(policy.common_name.as_deref())
+        .unwrap_or(host);
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let server_name = match host.parse::<IpAddr>() {
         Ok(ip) => ServerName::IpAddress(ip.into()),
@@ -430,6 +438,7 @@ mod tests {
                 ServerVerification::Ca(c.pem.clone().into_bytes())
             }),
             client: client.map(|c| identity(c.cert_pem.as_bytes(), c.key_pem.as_bytes())),
+            ..TlsPolicy::default()
         }
     }
 
@@ -573,10 +582,12 @@ mod tests {
                     &crlf(&client_leaf.cert_pem),
                     &crlf(&client_leaf.key_pem),
                 )),
+                ..TlsPolicy::default()
             },
             TlsPolicy {
                 server: ServerVerification::Ca(ca.der.to_vec()),
                 client: Some(identity(&client_leaf.cert, client_leaf.key.secret_der())),
+                ..TlsPolicy::default()
             },
         ];
         for p in variants {
@@ -621,7 +632,11 @@ mod tests {
             (ca_of(good_ca), id(b"", b"")),
         ];
         for (server, client) in cases {
-            let p = TlsPolicy { server, client };
+            let p = TlsPolicy {
+                server,
+                client,
+                ..TlsPolicy::default()
+            };
             let err = client_config("localhost", &p, &NO_HOSTNAME).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{p:?}: {err}");
         }
@@ -644,6 +659,7 @@ mod tests {
         TlsPolicy {
             server: ServerVerification::Ca(ca.to_vec()),
             client: None,
+            ..TlsPolicy::default()
         }
     }
 

@@ -29,7 +29,7 @@ use time::format_description::BorrowedFormatItem;
 use time::macros::format_description;
 use time::OffsetDateTime;
 use wsat_proto::ws::Header;
-use wsat_proto::{Direction, LinkId, UartConfig, LOG_PREVIEW};
+use wsat_proto::{Direction, Link, UartConfig, LOG_PREVIEW};
 
 /// The trace file, shared by every modem of the process.
 pub struct Tracer {
@@ -96,33 +96,33 @@ impl ModemTrace {
         ));
     }
 
-    /// A new connection for `link`.
-    pub(crate) fn connect(&self, link: LinkId, host: &str, port: u16, tls: bool) {
-        let tls = if tls { " tls" } else { "" };
-        self.line(format_args!("link{link} connect {host}:{port}{tls}"));
+    /// A new connection for `link`; `kind` is empty (TCP), ` tls` or ` udp`.
+    pub(crate) fn connect(&self, link: Link, host: &str, port: u16, kind: &str) {
+        let link = Name(link);
+        self.line(format_args!("{link} connect {host}:{port}{kind}"));
     }
 
     /// Something happened to `link`'s connection.
-    pub(crate) fn link_note(&self, link: LinkId, what: &str) {
-        self.line(format_args!("link{link} {what}"));
+    pub(crate) fn link_note(&self, link: Link, what: &str) {
+        let link = Name(link);
+        self.line(format_args!("{link} {what}"));
+    }
+
+    /// Something about the modem's network that is no link's (its server).
+    pub(crate) fn note(&self, what: &str) {
+        self.line(format_args!("{what}"));
     }
 
     /// The first line of a handshake request or response, as the core logged it.
-    pub(crate) fn http(&self, link: LinkId, dir: Direction, first_line: &[u8]) {
-        let dir = direction(dir);
-        self.line(format_args!(
-            "link{link} {dir} http {}",
-            Escaped(first_line)
-        ));
+    pub(crate) fn http(&self, link: Link, dir: Direction, first_line: &[u8]) {
+        let (link, dir) = (Name(link), direction(dir));
+        self.line(format_args!("{link} {dir} http {}", Escaped(first_line)));
     }
 
     /// A frame the core sent or received.
-    pub(crate) fn frame(&self, link: LinkId, dir: Direction, header: &Header, preview: &[u8]) {
-        let dir = direction(dir);
-        self.line(format_args!(
-            "link{link} {dir} {}",
-            frame_line(header, preview)
-        ));
+    pub(crate) fn frame(&self, link: Link, dir: Direction, header: &Header, preview: &[u8]) {
+        let (link, dir) = (Name(link), direction(dir));
+        self.line(format_args!("{link} {dir} {}", frame_line(header, preview)));
     }
 
     fn line(&self, what: std::fmt::Arguments<'_>) {
@@ -135,6 +135,18 @@ impl ModemTrace {
 impl Drop for ModemTrace {
     fn drop(&mut self) {
         self.line(format_args!("end"));
+    }
+}
+
+/// A link as the trace names it: `link0` (WebSocket), `socket0`.
+struct Name(Link);
+
+impl std::fmt::Display for Name {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Link::Ws(id) => write!(f, "link{id}"),
+            Link::Socket(id) => write!(f, "socket{id}"),
+        }
     }
 }
 

@@ -98,9 +98,7 @@ const COMMANDS: &[Command] = &[
     cmd("+CWAUTOCONN", QUERY_SET, |m, f| {
         m.cmd_kept_number(f, KeptNumber::CwAutoConn)
     }),
-    cmd("+CIPMUX", QUERY_SET, |m, f| {
-        m.cmd_kept_number(f, KeptNumber::CipMux)
-    }),
+    cmd("+CIPMUX", QUERY_SET, Modem::cmd_cipmux),
     cmd("+CIFSR", EXEC, |m, _| m.cmd_cifsr()),
     cmd("+CIPSTA", QUERY_SET, Modem::cmd_cipsta),
     cmd("+CIPAPMAC", QUERY_SET, Modem::cmd_cipapmac),
@@ -117,8 +115,39 @@ const COMMANDS: &[Command] = &[
     cmd("+CWCOUNTRY", QUERY_SET, Modem::cmd_cwcountry),
     cmd("+CIPDNS", QUERY_SET, Modem::cmd_cipdns),
     cmd("+CIPSTATUS", EXEC, |m, _| m.cmd_cipstatus()),
-    // One `+CIPSTATE:` line per socket link; wsat has none yet.
-    cmd("+CIPSTATE", QUERY, |_, _| Ok(Reply::Ok)),
+    cmd("+CIPSTATE", QUERY, |m, _| {
+        m.socket_state_lines("CIPSTATE");
+        Ok(Reply::Ok)
+    }),
+    cmd("+CIPSTART", SET, |m, f| m.cmd_cipstart(f, false)),
+    cmd("+CIPSTARTEX", SET, |m, f| m.cmd_cipstart(f, true)),
+    cmd("+CIPSEND", [false, false, true, true], |m, f| {
+        m.cmd_cipsend(f, false)
+    }),
+    cmd("+CIPSENDEX", SET, |m, f| m.cmd_cipsend(f, true)),
+    cmd("+CIPCLOSE", [false, false, true, true], Modem::cmd_cipclose),
+    cmd("+CIPMODE", QUERY_SET, Modem::cmd_cipmode),
+    cmd("+CIPDINFO", QUERY_SET, Modem::cmd_cipdinfo),
+    cmd("+CIPRECVMODE", QUERY_SET, Modem::cmd_ciprecvmode),
+    cmd("+CIPRECVTYPE", QUERY_SET, Modem::cmd_ciprecvtype),
+    cmd("+CIPRECVDATA", SET, Modem::cmd_ciprecvdata),
+    cmd("+CIPRECVLEN", QUERY, |m, _| m.cmd_ciprecvlen()),
+    cmd("+CIPSERVER", QUERY_SET, Modem::cmd_cipserver),
+    cmd("+CIPSERVERMAXCONN", QUERY_SET, Modem::cmd_cipservermaxconn),
+    cmd("+CIPSTO", QUERY_SET, Modem::cmd_cipsto),
+    cmd("+CIPV6", QUERY_SET, |m, f| {
+        m.cmd_socket_number(f, "CIPV6", 0..=1)
+    }),
+    cmd("+CIPRECONNINTV", QUERY_SET, |m, f| {
+        m.cmd_socket_number(f, "CIPRECONNINTV", 1..=36000)
+    }),
+    cmd("+CIPDOMAIN", SET, Modem::cmd_cipdomain),
+    cmd("+PING", SET, Modem::cmd_ping),
+    cmd("+CIPSSLCCONF", QUERY_SET, Modem::cmd_cipsslcconf),
+    cmd("+CIPSSLCCN", QUERY_SET, |m, f| m.cmd_cipsslc_name(f, false)),
+    cmd("+CIPSSLCSNI", QUERY_SET, |m, f| m.cmd_cipsslc_name(f, true)),
+    cmd("+CIPSSLCALPN", QUERY_SET, Modem::cmd_cipsslcalpn),
+    cmd("+CIPSSLCPSK", QUERY_SET, Modem::cmd_cipsslcpsk),
     cmd("+CIPSNTPCFG", QUERY_SET, Modem::cmd_cipsntpcfg),
     cmd("+CIPSNTPTIME", QUERY, |m, _| m.cmd_cipsntptime()),
     cmd("+WSCFG", SET, Modem::cmd_wscfg),
@@ -131,15 +160,14 @@ const COMMANDS: &[Command] = &[
 
 /// Settings a driver may set at start-up and read back, which only keep a
 /// number here: (name, range, default), indexed by [`KeptNumber`].
-const KEPT_NUMBERS: [(&str, RangeInclusive<i64>, u8); 5] = [
+const KEPT_NUMBERS: [(&str, RangeInclusive<i64>, u8); 4] = [
     ("SYSSTORE", 0..=1, 1),
     ("SYSMSG", 0..=7, 0),
     ("SLEEP", 0..=3, 0),
     ("CWAUTOCONN", 0..=1, 1),
-    ("CIPMUX", 0..=1, 0),
 ];
 
-pub(super) fn kept_number_defaults() -> [u8; 5] {
+pub(super) fn kept_number_defaults() -> [u8; 4] {
     KEPT_NUMBERS.map(|(_, _, default)| default)
 }
 
@@ -149,7 +177,6 @@ pub(super) enum KeptNumber {
     SysMsg,
     Sleep,
     CwAutoConn,
-    CipMux,
 }
 
 /// Longest `AT+WSHEAD` header, and all of them together.
@@ -257,6 +284,8 @@ impl Modem {
     fn reset(&mut self) {
         self.drop_links();
         self.links = Default::default();
+        self.drop_sockets();
+        self.sockets = Default::default();
         // AT+CWAUTOCONN is kept in flash (esp-at-tcpip.md §2.8).
         let autoconnect = self.settings.kept_numbers[KeptNumber::CwAutoConn as usize];
         self.settings = Settings::default();
@@ -420,7 +449,12 @@ impl Modem {
             ping_interval_ms: ping_interval.map_or(defaults.ping_interval_ms, |s| s as u64 * 1000),
             pong_timeout_ms: pong_timeout.map_or(defaults.pong_timeout_ms, |s| s as u64 * 1000),
             buffer_size: buffer_size.map_or(defaults.buffer_size, |n| n as usize),
-            tls: self.load_tls(auth_mode, pki.unwrap_or(0) as u8, ca.unwrap_or(0) as u8)?,
+            tls: self.load_tls(
+                crate::pki::WSS,
+                auth_mode,
+                pki.unwrap_or(0) as u8,
+                ca.unwrap_or(0) as u8,
+            )?,
         };
         self.links[usize::from(link)].pending_config = Some(config);
         Ok(Reply::Ok)

@@ -9,7 +9,7 @@ use alloc::vec::Vec;
 
 use super::{Direction, Input, Log, LogQueue, Modem, Wait, LOG_PREVIEW};
 use crate::at::{self, AtError};
-use crate::modem::{LinkId, NetAction, NetEvent, Platform, TlsPolicy, LINK_COUNT};
+use crate::modem::{Link, LinkId, NetAction, NetEvent, Platform, TlsPolicy, Transport, LINK_COUNT};
 use crate::ws::{self, close_code, opcode, ChunkRef, FrameDecoder, Header, Opcode, WsUri};
 
 /// A lost link tries to reconnect after this long (ESP-AT's 10 s).
@@ -132,7 +132,7 @@ impl Ctx<'_> {
 
     fn log_frame(&mut self, dir: Direction, header: Header, payload: &[u8]) {
         let preview = payload[..payload.len().min(LOG_PREVIEW)].to_vec();
-        let link = self.link;
+        let link = Link::Ws(self.link);
         self.log.push(Log::Frame {
             link,
             dir,
@@ -290,10 +290,14 @@ impl WsLink {
             handshake: None,
         };
         ctx.act(NetAction::Connect {
-            link: ctx.link,
+            link: Link::Ws(ctx.link),
             host: self.uri.host.clone(),
             port: self.uri.port,
-            tls: self.uri.tls.then(|| self.config.tls.clone()),
+            transport: match self.uri.tls {
+                true => Transport::Tls(self.config.tls.clone()),
+                false => Transport::Tcp,
+            },
+            keep_alive_s: 0,
         });
     }
 
@@ -341,7 +345,7 @@ impl WsLink {
     fn queue_send(&mut self, ctx: &mut Ctx<'_>, bytes: Vec<u8>) -> u64 {
         self.conn.sends_queued += 1;
         ctx.act(NetAction::Send {
-            link: ctx.link,
+            link: Link::Ws(ctx.link),
             bytes,
         });
         self.conn.sends_queued
@@ -374,12 +378,16 @@ impl WsLink {
 
     /// `AT+RST`: the connection is dropped, without a word.
     pub fn drop_quietly(&mut self, ctx: &mut Ctx<'_>) {
-        ctx.act(NetAction::Close { link: ctx.link });
+        ctx.act(NetAction::Close {
+            link: Link::Ws(ctx.link),
+        });
     }
 
     /// The link is over: its connection is dropped.
     fn end(&mut self, ctx: &mut Ctx<'_>) {
-        ctx.act(NetAction::Close { link: ctx.link });
+        ctx.act(NetAction::Close {
+            link: Link::Ws(ctx.link),
+        });
         ctx.signal(Signal::Gone);
     }
 
@@ -389,7 +397,9 @@ impl WsLink {
         self.state = State::Lost {
             reconnect_at: ctx.now.saturating_add(RECONNECT_DELAY_MS),
         };
-        ctx.act(NetAction::Close { link: ctx.link });
+        ctx.act(NetAction::Close {
+            link: Link::Ws(ctx.link),
+        });
         ctx.signal(Signal::Lost);
     }
 
@@ -404,7 +414,9 @@ impl WsLink {
             self.state = State::Lost {
                 reconnect_at: ctx.now.saturating_add(RECONNECT_DELAY_MS),
             };
-            ctx.act(NetAction::Close { link: ctx.link });
+            ctx.act(NetAction::Close {
+                link: Link::Ws(ctx.link),
+            });
         }
     }
 
@@ -414,7 +426,7 @@ impl WsLink {
     /// here).
     pub fn event(&mut self, ctx: &mut Ctx<'_>, event: NetEvent<'_>, headers: &[Vec<u8>]) -> bool {
         match event {
-            NetEvent::Connected => {
+            NetEvent::Connected { .. } => {
                 if matches!(
                     self.state,
                     State::Connecting {
@@ -426,6 +438,8 @@ impl WsLink {
                 }
             }
             NetEvent::Received(bytes) => return self.received(ctx, bytes),
+            // WebSocket links are streams.
+            NetEvent::Datagram { .. } => {}
             NetEvent::Sent => {
                 self.conn.sends_done += 1;
                 let done = self.conn.sends_done;
@@ -458,7 +472,7 @@ impl WsLink {
                 expected_accept,
             });
         }
-        let link = ctx.link;
+        let link = Link::Ws(ctx.link);
         ctx.log.push(Log::Http {
             link,
             dir: Direction::Tx,
@@ -498,7 +512,7 @@ impl WsLink {
                     &handshake.expected_accept,
                     self.subprotocol.as_deref(),
                 );
-                let link = ctx.link;
+                let link = Link::Ws(ctx.link);
                 match parsed {
                     Ok(None) => {}
                     Ok(Some(len)) => {
@@ -644,7 +658,7 @@ impl WsLink {
             // dead decoder keeps failing, and there is nothing more to say.
             _ => return,
         };
-        let link = ctx.link;
+        let link = Link::Ws(ctx.link);
         ctx.log.push(Log::ProtocolError { link, error });
         if error.in_close_frame() {
             self.close_received(ctx, &close_code::PROTOCOL_ERROR.to_be_bytes());
@@ -672,7 +686,7 @@ impl WsLink {
         if self.deadline(paused).is_none_or(|d| now < d) {
             return;
         }
-        let link = ctx.link;
+        let link = Link::Ws(ctx.link);
         match self.state {
             State::Connecting { .. } => {
                 ctx.log.push(Log::ConnectTimeout { link });
@@ -776,7 +790,7 @@ impl Modem {
             Signal::Closed => self.report_link("CLOSED", link),
             Signal::SendDone(done) => {
                 if let Input::Busy(Wait::Send { link: l, until, .. }) = self.input {
-                    if l == link && done >= until {
+                    if l == Link::Ws(link) && done >= until {
                         self.finish_wait(Ok(at::SEND_OK));
                     }
                 }
@@ -795,9 +809,10 @@ impl Modem {
     fn settle_waits(&mut self, link: LinkId, gone: bool) {
         match self.input {
             Input::Busy(Wait::Close(l)) if l == link && gone => self.finish_wait(Ok(at::OK)),
-            Input::Busy(Wait::Send { link: l, .. }) | Input::Busy(Wait::Open(l)) if l == link => {
+            Input::Busy(Wait::Send { link: l, .. }) if l == Link::Ws(link) => {
                 self.finish_wait(Err(AtError::exec()))
             }
+            Input::Busy(Wait::Open(l)) if l == link => self.finish_wait(Err(AtError::exec())),
             _ => {}
         }
     }
@@ -842,7 +857,7 @@ impl Modem {
             .with_link(request.link, |client, ctx| client.send(ctx, &request, data))
             .unwrap_or(0);
         Wait::Send {
-            link: request.link,
+            link: Link::Ws(request.link),
             until,
             deadline: self.now.saturating_add(request.timeout_ms),
         }
@@ -851,10 +866,16 @@ impl Modem {
     /// `AT+WSSEND` did not get its data written in time: ERROR, and the
     /// connection, with half a frame maybe written, is lost.
     pub(super) fn send_timed_out(&mut self) {
-        let Input::Busy(Wait::Send { link, .. }) = self.input else {
+        let Input::Busy(Wait::Send {
+            link: Link::Ws(link),
+            ..
+        }) = self.input
+        else {
             return;
         };
-        self.log(Log::SendTimeout { link });
+        self.log(Log::SendTimeout {
+            link: Link::Ws(link),
+        });
         self.finish_wait(Err(AtError::exec()));
         self.with_link(link, |client, ctx| client.lose(ctx));
     }

@@ -28,6 +28,7 @@
 
 mod commands;
 mod link;
+mod socket;
 mod sysmfg;
 #[cfg(test)]
 mod tests;
@@ -38,6 +39,7 @@ use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
+use core::net::{IpAddr, SocketAddr};
 
 use crate::at::line::{Line, LineReader};
 use crate::at::{self, AtError, ErrorKind};
@@ -49,7 +51,10 @@ pub use wifi::{AccessPoint, WifiOptions};
 /// ESP-AT's three WebSocket links, ids 0..=2.
 pub const LINK_COUNT: usize = 3;
 
-/// A link id in `0..LINK_COUNT`.
+/// ESP-AT's five socket links (`AT+CIPSTART`), ids 0..=4.
+pub const SOCKET_COUNT: usize = 5;
+
+/// A link id of one kind: `0..LINK_COUNT` or `0..SOCKET_COUNT`.
 pub type LinkId = u8;
 
 /// What the core needs from its surroundings besides bytes and time.
@@ -123,7 +128,8 @@ impl Default for ModemOptions {
     }
 }
 
-/// What a `wss://` link verifies and presents, from `AT+WSCFG`. The core
+/// What a `wss://` link verifies and presents, from `AT+WSCFG` (or an SSL
+/// socket, from `AT+CIPSSLCCONF` and its friends). The core
 /// maps ESP-AT's auth_mode to it, once, so the runtime only carries it out:
 ///
 /// | auth_mode | `server` | `client` |
@@ -138,6 +144,14 @@ pub struct TlsPolicy {
     pub server: ServerVerification,
     /// The certificate shown to a server that asks for one; `None` shows none.
     pub client: Option<ClientIdentity>,
+    /// The name sent as SNI (`AT+CIPSSLCSNI`); `None`: the host's name, if
+    /// it is one.
+    pub sni: Option<String>,
+    /// The name the server's certificate must carry when it is verified
+    /// (`AT+CIPSSLCCN`); `None`: the runtime's rule for the host name.
+    pub common_name: Option<String>,
+    /// ALPN protocols to offer (`AT+CIPSSLCALPN`), in order; none: no ALPN.
+    pub alpn: Vec<Vec<u8>>,
 }
 
 /// How the server's certificate is checked.
@@ -161,21 +175,113 @@ pub struct ClientIdentity {
     pub key: Vec<u8>,
 }
 
+/// A connection of the modem, as the runtime sees it: one of the
+/// WebSocket links or one of the socket links (`AT+CIPSTART`), each kind
+/// with its own ids, as on ESP-AT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Link {
+    /// WebSocket link `0..LINK_COUNT`.
+    Ws(LinkId),
+    /// Socket link `0..SOCKET_COUNT`.
+    Socket(LinkId),
+}
+
+impl Link {
+    /// How many links there are; [`Link::index`] is below it.
+    pub const COUNT: usize = LINK_COUNT + SOCKET_COUNT;
+
+    /// A dense index, `0..Link::COUNT`, for the runtime's tables.
+    pub fn index(self) -> usize {
+        match self {
+            Link::Ws(id) => usize::from(id),
+            Link::Socket(id) => LINK_COUNT + usize::from(id),
+        }
+    }
+
+    /// The link of [`Link::index`] `index`.
+    pub fn from_index(index: usize) -> Option<Link> {
+        match index {
+            i if i < LINK_COUNT => Some(Link::Ws(i as LinkId)),
+            i if i < Link::COUNT => Some(Link::Socket((i - LINK_COUNT) as LinkId)),
+            _ => None,
+        }
+    }
+
+    /// Every link, in index order.
+    pub fn all() -> impl Iterator<Item = Link> {
+        (0..Link::COUNT).filter_map(Link::from_index)
+    }
+}
+
+impl core::fmt::Display for Link {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Link::Ws(id) => write!(f, "link {id}"),
+            Link::Socket(id) => write!(f, "socket {id}"),
+        }
+    }
+}
+
 /// Something that happened on a link's connection, reported by the runtime.
 #[derive(Debug, PartialEq, Eq)]
 pub enum NetEvent<'a> {
     /// The transport asked for by [`NetAction::Connect`] is up (TCP, and TLS
-    /// for `wss://`). The WebSocket handshake is the core's job.
-    Connected,
-    /// Bytes read from the connection, in order.
+    /// for `wss://` and SSL; a bound socket for UDP). The WebSocket
+    /// handshake is the core's job.
+    Connected {
+        /// The socket's own address.
+        local: SocketAddr,
+        /// The peer's address; for UDP the one the connect named (it may
+        /// be unspecified: no default peer).
+        remote: SocketAddr,
+    },
+    /// Bytes read from a stream connection, in order.
     Received(&'a [u8]),
-    /// One [`NetAction::Send`] has been written to the socket in full.
-    /// Reported once per `Send`, in the order the sends were asked for.
+    /// One datagram read from a UDP link.
+    Datagram {
+        /// Its sender.
+        from: SocketAddr,
+        /// Its payload.
+        bytes: &'a [u8],
+    },
+    /// One [`NetAction::Send`] or [`NetAction::SendTo`] has been written to
+    /// the socket in full. Reported once per send, in the order the sends
+    /// were asked for.
     Sent,
     /// The peer closed the connection (EOF) or it broke; nothing more comes.
     Closed,
     /// Connecting failed (DNS, refused, TLS, ...). The text is for the log.
     Failed(String),
+}
+
+/// The answer to a [`NetAction`] that is not about a link, for
+/// [`Modem::net_answer`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum NetAnswer<'a> {
+    /// [`NetAction::Resolve`]: the host's addresses; empty when it has none
+    /// (or the lookup failed).
+    Resolved(&'a [IpAddr]),
+    /// [`NetAction::Ping`]: the round trip in milliseconds, or `None` when
+    /// no reply came in time (or the name did not resolve).
+    Pinged(Option<u32>),
+    /// [`NetAction::Listen`]: the listening socket is up (`true`), or could
+    /// not be made.
+    Listening(bool),
+}
+
+/// How a [`NetAction::Connect`] reaches its peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// A TCP stream.
+    Tcp,
+    /// TLS over a TCP stream, with these settings.
+    Tls(TlsPolicy),
+    /// A UDP socket bound to `local_port` (0: any) on every interface;
+    /// datagrams go where [`NetAction::SendTo`] says, and come from anyone.
+    Udp {
+        /// The port to bind; 0 lets the system pick.
+        local_port: u16,
+    },
 }
 
 /// Something the modem asks the runtime to do.
@@ -185,20 +291,33 @@ pub enum NetAction {
     /// Answer with [`NetEvent::Connected`] or [`NetEvent::Failed`].
     Connect {
         /// The link the connection is for.
-        link: LinkId,
-        /// A host name or an IP address.
+        link: Link,
+        /// A host name or an IP address (for UDP, `0.0.0.0`: no peer).
         host: String,
-        /// The TCP port.
+        /// The peer's port.
         port: u16,
-        /// `Some` for `wss://`: wrap the TCP stream in TLS with these settings.
-        tls: Option<TlsPolicy>,
+        /// TCP, TLS or UDP.
+        transport: Transport,
+        /// TCP keep-alive idle time in seconds; 0: off.
+        keep_alive_s: u16,
     },
-    /// Write these bytes to the link's connection, after earlier sends.
+    /// Write these bytes to the link's stream, after earlier sends.
     /// Answer with [`NetEvent::Sent`] once they are written.
     Send {
         /// The link whose connection takes them.
-        link: LinkId,
-        /// Whole frames (or the handshake request).
+        link: Link,
+        /// Whole frames (or the handshake request), or socket data.
+        bytes: Vec<u8>,
+    },
+    /// Send one datagram from the link's UDP socket, after earlier sends.
+    /// Answer with [`NetEvent::Sent`] once it is sent (or dropped: UDP
+    /// does not promise delivery).
+    SendTo {
+        /// The UDP link.
+        link: Link,
+        /// Where it goes.
+        to: SocketAddr,
+        /// The payload.
         bytes: Vec<u8>,
     },
     /// Drop the link's connection (after writing the sends queued before
@@ -206,7 +325,26 @@ pub enum NetAction {
     /// the same link is a new connection.
     Close {
         /// The link whose connection goes.
-        link: LinkId,
+        link: Link,
+    },
+    /// Listen for TCP connections on `port` (`AT+CIPSERVER`), replacing
+    /// any listener. Answer with [`NetAnswer::Listening`]; offer every
+    /// connection to [`Modem::accept`].
+    Listen {
+        /// The port the host asked for.
+        port: u16,
+    },
+    /// Stop listening; connections already accepted stay.
+    StopListening,
+    /// Look up `host`'s addresses. Answer with [`NetAnswer::Resolved`].
+    Resolve {
+        /// A host name or an IP address.
+        host: String,
+    },
+    /// Measure a round trip to `host`. Answer with [`NetAnswer::Pinged`].
+    Ping {
+        /// A host name or an IP address.
+        host: String,
     },
 }
 
@@ -259,7 +397,7 @@ pub enum Log {
     /// The first line of the handshake request or response.
     Http {
         /// The link.
-        link: LinkId,
+        link: Link,
         /// Request (tx) or response (rx).
         dir: Direction,
         /// Without its CR LF, at most 256 bytes.
@@ -270,7 +408,7 @@ pub enum Log {
     /// is decoded.
     Frame {
         /// The link.
-        link: LinkId,
+        link: Link,
         /// Sent or received.
         dir: Direction,
         /// The frame's header (received frames: no mask).
@@ -281,7 +419,7 @@ pub enum Log {
     /// The server's handshake response was refused.
     HandshakeFailed {
         /// The link.
-        link: LinkId,
+        link: Link,
         /// Why.
         error: HandshakeError,
     },
@@ -289,24 +427,24 @@ pub enum Log {
     /// or for a bad close frame, was closed with 1002.
     ProtocolError {
         /// The link.
-        link: LinkId,
+        link: Link,
         /// What the server did.
         error: ProtocolError,
     },
     /// No pong came within the link's pong timeout.
     PongTimeout {
         /// The link.
-        link: LinkId,
+        link: Link,
     },
     /// TCP, TLS and the handshake did not complete within the timeout.
     ConnectTimeout {
         /// The link.
-        link: LinkId,
+        link: Link,
     },
     /// `AT+WSSEND`'s data was not written within its timeout.
     SendTimeout {
         /// The link.
-        link: LinkId,
+        link: Link,
     },
     /// This many older entries were dropped (nobody asked for them).
     Dropped(u64),
@@ -359,6 +497,7 @@ pub struct Modem {
     pub(crate) held: Vec<u8>,
     settings: Settings,
     links: [LinkSlot; LINK_COUNT],
+    sockets: socket::Sockets,
     actions: VecDeque<NetAction>,
     uart: uart::UartState,
     /// Flow control: the links' sockets are not read (host backlog).
@@ -378,6 +517,9 @@ enum Input {
     },
     /// A command is running; see [`Wait`].
     Busy(Wait),
+    /// `AT+CIPSEND` in passthrough mode: every byte goes to socket link 0
+    /// until a `+++` alone.
+    Passthrough(socket::Passthrough),
     /// Reset: input is discarded (the chip is restarting) until `ready`
     /// goes out at `until`.
     Restarting { until: u64 },
@@ -387,6 +529,8 @@ enum Input {
 enum DataTarget {
     WsHead,
     WsSend(SendRequest),
+    /// `AT+CIPSEND`/`AT+CIPSENDEX` data for a socket link.
+    SocketSend(socket::SocketSend),
     /// `AT+SYSMFG` write of entry `key` of `namespace`.
     SysMfg {
         namespace: &'static str,
@@ -401,17 +545,32 @@ enum Wait {
     Open(LinkId),
     /// `AT+WSCLOSE` until the close handshake ends (≤1 s). Input gets `busy p...`.
     Close(LinkId),
+    /// `AT+CIPSTART` until socket link `id` is up or has failed (its
+    /// deadline is the link's). Input gets `busy p...`.
+    SocketOpen(LinkId),
+    /// `AT+CIPSERVER=1` until the runtime's listener is up. Input gets `busy p...`.
+    Listen,
+    /// `AT+CIPDOMAIN` until the addresses come, or `deadline`.
+    Resolve {
+        /// 1 IPv4 first, 2 IPv4 only, 3 IPv6 only.
+        family: u8,
+        /// Every address, not just the first.
+        all: bool,
+        deadline: u64,
+    },
+    /// `AT+PING` until the runtime's measurement, or `deadline`.
+    Ping { deadline: u64 },
     /// `AT+CWJAP` until `deadline`, when it ends as `outcome` says. Input
     /// gets `busy p...`.
     Join {
         outcome: wifi::JoinOutcome,
         deadline: u64,
     },
-    /// `AT+WSSEND` until the runtime has written send number `until` of the
-    /// link's connection, or `deadline`. Input waits meanwhile, so a host
-    /// that pipelines its next command loses nothing.
+    /// `AT+WSSEND` or `AT+CIPSEND` until the runtime has written send
+    /// number `until` of the link's connection, or `deadline`. Input waits
+    /// meanwhile, so a host that pipelines its next command loses nothing.
     Send {
-        link: LinkId,
+        link: Link,
         until: u64,
         deadline: u64,
     },
@@ -422,7 +581,7 @@ struct Settings {
     echo: bool,
     syslog: bool,
     /// `AT+SYSSTORE`, `AT+SYSMSG`, ...: see `commands::KEPT_NUMBERS`.
-    kept_numbers: [u8; 5],
+    kept_numbers: [u8; 4],
     cwmode: u8,
     station: wifi::Station,
     /// The SSID of the last join (`AT+CWSTATE?` after leaving it).
@@ -491,6 +650,7 @@ impl Modem {
             held: Vec::new(),
             settings: Settings::default(),
             links: Default::default(),
+            sockets: socket::Sockets::default(),
             actions: VecDeque::new(),
             net_paused: false,
             log: LogQueue::default(),
@@ -542,13 +702,40 @@ impl Modem {
     }
 
     /// An event on `link`'s current connection.
-    pub fn net_event(&mut self, link: LinkId, event: NetEvent<'_>, now: u64) {
+    pub fn net_event(&mut self, link: Link, event: NetEvent<'_>, now: u64) {
         self.now = now;
-        if usize::from(link) < LINK_COUNT {
-            self.link_event(link, event);
+        match link {
+            Link::Ws(id) if usize::from(id) < LINK_COUNT => self.link_event(id, event),
+            Link::Socket(id) if usize::from(id) < SOCKET_COUNT => self.socket_event(id, event),
+            _ => {}
         }
         self.consume_buffered();
         self.settle();
+    }
+
+    /// The answer to a [`NetAction::Resolve`], [`NetAction::Ping`] or
+    /// [`NetAction::Listen`]. An answer nobody waits for any more (the
+    /// command timed out, the modem was reset) is ignored.
+    pub fn net_answer(&mut self, answer: NetAnswer<'_>, now: u64) {
+        self.now = now;
+        match answer {
+            NetAnswer::Resolved(addrs) => self.resolved(addrs),
+            NetAnswer::Pinged(rtt) => self.pinged(rtt),
+            NetAnswer::Listening(up) => self.listening(up),
+        }
+        self.consume_buffered();
+        self.settle();
+    }
+
+    /// A connection came in on the listener of [`NetAction::Listen`]: the
+    /// link it becomes (carry it as that link's connection, already
+    /// connected), or `None` to drop it (no server, or it is full).
+    pub fn accept(&mut self, local: SocketAddr, remote: SocketAddr, now: u64) -> Option<Link> {
+        self.now = now;
+        let link = self.accept_socket(local, remote);
+        self.consume_buffered();
+        self.settle();
+        link
     }
 
     /// A host opened the AT port (a pty's slave, for hosts that wait for
@@ -573,7 +760,16 @@ impl Modem {
             }
         }
         match self.input {
+            Input::Busy(Wait::Send {
+                link: Link::Socket(_),
+                deadline,
+                ..
+            }) if now >= deadline => self.socket_send_timed_out(),
             Input::Busy(Wait::Send { deadline, .. }) if now >= deadline => self.send_timed_out(),
+            Input::Busy(Wait::Resolve { deadline, .. }) if now >= deadline => {
+                self.finish_wait(Err(AtError::exec()))
+            }
+            Input::Busy(Wait::Ping { deadline }) if now >= deadline => self.pinged(None),
             Input::Restarting { until } if now >= until => {
                 self.input = Input::Line;
                 self.out.extend_from_slice(at::READY);
@@ -587,6 +783,7 @@ impl Modem {
         for link in 0..LINK_COUNT as LinkId {
             self.link_timeout(link);
         }
+        self.socket_timeouts();
         self.consume_buffered();
         self.settle();
     }
@@ -610,18 +807,27 @@ impl Modem {
     ///
     /// May change after any call of step 1.
     pub fn wants_host_input(&self) -> bool {
+        let passthrough_full =
+            matches!(self.input, Input::Passthrough(_)) && !self.passthrough_wants_input();
         self.out_backlog() <= HOST_OUTPUT_BOUND
             && self.host_in.len() - self.host_in_pos < HOST_INPUT_BOUND
+            && !passthrough_full
     }
 
-    /// Whether to read `link`'s socket now: false while the host output,
+    /// How many bytes to read from `link`'s socket now, at most (a read
+    /// may take less; a datagram counts whole). 0 while the host output,
     /// with the reports held back for it, is past [`HOST_OUTPUT_BOUND`], so
-    /// TCP pushes back on the server. Bytes read anyway are kept. While
-    /// reads are paused the link's pong timeout does not run.
+    /// TCP pushes back on the server, and for a socket link in passive
+    /// mode once its buffer is full. Bytes read anyway are kept. While
+    /// reads are paused a WebSocket link's pong timeout does not run.
     ///
     /// May change after any call of step 1.
-    pub fn wants_net_input(&self, _link: LinkId) -> bool {
-        !self.net_paused
+    pub fn net_input_room(&self, link: Link) -> usize {
+        match link {
+            Link::Ws(_) if self.net_paused => 0,
+            Link::Ws(_) => usize::MAX,
+            Link::Socket(id) => self.socket_input_room(id),
+        }
     }
 
     /// The next thing to do on the network.
@@ -636,12 +842,17 @@ impl Modem {
     /// May change after any call of step 1.
     pub fn poll_timeout(&self) -> Option<u64> {
         let send = match self.input {
-            Input::Busy(Wait::Send { deadline, .. }) => Some(deadline),
+            Input::Busy(
+                Wait::Send { deadline, .. }
+                | Wait::Join { deadline, .. }
+                | Wait::Resolve { deadline, .. }
+                | Wait::Ping { deadline },
+            ) => Some(deadline),
             Input::Restarting { until } => Some(until),
-            Input::Busy(Wait::Join { deadline, .. }) => Some(deadline),
             _ => None,
         };
         self.link_deadlines()
+            .chain(self.socket_deadlines())
             .chain(send)
             .chain(self.lf_deadline)
             .min()
@@ -714,6 +925,7 @@ impl Modem {
                     None => break,
                 },
                 Input::Busy(_) => self.busy_input(rest),
+                Input::Passthrough(_) => self.passthrough_input(rest),
                 Input::Restarting { .. } => rest.len(),
             };
         }
@@ -759,12 +971,31 @@ impl Modem {
 
     /// Raw bytes after a prompt: never echoed, never unescaped.
     fn data_input(&mut self, bytes: &[u8]) -> usize {
-        let Input::Data { remaining, buf, .. } = &mut self.input else {
+        let Input::Data {
+            remaining,
+            buf,
+            target,
+        } = &mut self.input
+        else {
             return 0;
         };
         // The LF of the command's CR LF, come late: not data.
         if self.reader.take_after_cr() && buf.is_empty() && bytes.first() == Some(&b'\n') {
             return 1;
+        }
+        if let DataTarget::SocketSend(send) = target {
+            if send.escaped() {
+                // `AT+CIPSENDEX`: unescaped byte by byte, `\0` may end it.
+                let (used, done) = send.take_escaped(bytes, remaining, buf);
+                if done {
+                    if let Input::Data { buf, target, .. } =
+                        core::mem::replace(&mut self.input, Input::Line)
+                    {
+                        self.prompt_data(target, &buf);
+                    }
+                }
+                return used;
+            }
         }
         let take = bytes.len().min(*remaining);
         if buf.is_empty() && take == *remaining {
@@ -792,6 +1023,7 @@ impl Modem {
         match target {
             DataTarget::WsHead => self.wshead_data(data.to_vec()),
             DataTarget::WsSend(request) => self.wssend_data(request, data),
+            DataTarget::SocketSend(send) => self.socket_send_data(send, data),
             DataTarget::SysMfg { namespace, key } => self.sysmfg_data(namespace, &key, data),
         }
     }
@@ -833,7 +1065,7 @@ impl Modem {
     fn holding_reports(&self) -> bool {
         match self.input {
             Input::Line => self.settings.echo && self.reader.in_line(),
-            Input::Data { .. } | Input::Busy(Wait::Send { .. }) => true,
+            Input::Data { .. } | Input::Busy(Wait::Send { .. }) | Input::Passthrough(_) => true,
             Input::Busy(_) | Input::Restarting { .. } => false,
         }
     }

@@ -1,7 +1,7 @@
 //! `AT+SYSMFG`, the certificate store, and the TLS material `AT+WSCFG` reads.
 //!
 //! ESP-AT keeps certificates in the key-value "manufacturing NVS" partition;
-//! wsat keeps only the three WebSocket namespaces of it, and only binary
+//! wsat keeps only the WebSocket and SSL client namespaces of it, and only binary
 //! (type 8) entries, in the store the [`Platform`](super::Platform) provides.
 use alloc::format;
 use alloc::vec::Vec;
@@ -166,24 +166,29 @@ impl Modem {
     /// certificate `pki`, 2 and 3 verify the server against CA `ca`.
     pub(super) fn load_tls(
         &mut self,
+        namespaces: pki::Namespaces,
         auth_mode: u8,
         pki: u8,
         ca: u8,
     ) -> Result<TlsPolicy, AtError> {
         let client = if matches!(auth_mode, 1 | 3) {
             Some(ClientIdentity {
-                cert: self.load_entry(pki::CERT, pki, b"NO CERT FOUND\r\n")?,
-                key: self.load_entry(pki::KEY, pki, b"NO PRVT_KEY FOUND\r\n")?,
+                cert: self.load_entry(namespaces.cert, pki, b"NO CERT FOUND\r\n")?,
+                key: self.load_entry(namespaces.key, pki, b"NO PRVT_KEY FOUND\r\n")?,
             })
         } else {
             None
         };
         let server = if matches!(auth_mode, 2 | 3) {
-            ServerVerification::Ca(self.load_entry(pki::CA, ca, b"NO CA FOUND\r\n")?)
+            ServerVerification::Ca(self.load_entry(namespaces.ca, ca, b"NO CA FOUND\r\n")?)
         } else {
             ServerVerification::None
         };
-        Ok(TlsPolicy { server, client })
+        Ok(TlsPolicy {
+            server,
+            client,
+            ..TlsPolicy::default()
+        })
     }
 
     fn load_entry(

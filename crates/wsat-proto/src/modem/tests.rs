@@ -7,7 +7,13 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use super::*;
-use crate::testing::{self, Read, Sim};
+use crate::testing::{self, Read, Sim, SIM_LOCAL, SIM_PEER_IP};
+
+/// A connection came up (its addresses matter only to socket links).
+const CONNECTED: NetEvent<'static> = NetEvent::Connected {
+    local: SIM_LOCAL,
+    remote: SocketAddr::new(SIM_PEER_IP, 80),
+};
 use crate::ws;
 
 /// A modem with its `ready` read, driven by the simulator.
@@ -90,7 +96,7 @@ impl Rig {
     }
 
     fn event(&mut self, link: LinkId, event: NetEvent<'_>) -> Vec<u8> {
-        self.sim.net_event(link, event);
+        self.sim.net_event(Link::Ws(link), event);
         self.output()
     }
 
@@ -105,9 +111,9 @@ impl Rig {
         let mut frames = Vec::new();
         for action in self.actions() {
             if let NetAction::Send { link: l, bytes } = action {
-                assert_eq!(l, link);
+                assert_eq!(l, Link::Ws(link));
                 frames.extend(parse_client_frames(&bytes));
-                self.sim.net_event(link, NetEvent::Sent);
+                self.sim.net_event(Link::Ws(link), NetEvent::Sent);
             }
         }
         frames
@@ -123,13 +129,14 @@ impl Rig {
         assert_eq!(
             actions,
             vec![NetAction::Connect {
-                link,
+                link: Link::Ws(link),
                 host: "example.com".into(),
                 port: 8080,
-                tls: None
+                transport: Transport::Tcp,
+                keep_alive_s: 0,
             }]
         );
-        assert_eq!(self.event(link, NetEvent::Connected), b"");
+        assert_eq!(self.event(link, CONNECTED), b"");
         let request = self.handshake_request(link);
         let response = handshake_response(&request);
         let out = self.event(link, NetEvent::Received(&response));
@@ -145,8 +152,8 @@ impl Rig {
         let [NetAction::Send { link: l, bytes }] = &actions[..] else {
             panic!("expected the handshake request, got {actions:?}");
         };
-        assert_eq!(*l, link);
-        self.sim.net_event(link, NetEvent::Sent);
+        assert_eq!(*l, Link::Ws(link));
+        self.sim.net_event(Link::Ws(link), NetEvent::Sent);
         String::from_utf8(bytes.clone()).unwrap()
     }
 
@@ -369,7 +376,7 @@ fn reset_answers_ok_then_ready_and_restores_defaults() {
     assert_eq!(rig.input(b"AT+WSHEAD=6\r\n"), b"\r\nOK\r\n\r\n>");
     assert_eq!(rig.input(b"X-A: 1"), b"\r\nOK\r\n");
     assert_eq!(rig.reset("AT+RST"), ok_then_boot(b"\r\nOK\r\n"));
-    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
     // Echo is back on, the link and the headers are gone.
     assert_eq!(rig.at("AT+WSOPEN?"), b"AT+WSOPEN?\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+WSHEAD?"), b"AT+WSHEAD?\r\n\r\nOK\r\n");
@@ -510,7 +517,8 @@ fn sysmfg_reads_part_of_a_value() {
 fn sysmfg_lists_namespaces_and_keys() {
     let mut rig = Rig::quiet();
     let namespaces: &[u8] =
-        b"+SYSMFG:\"wss_cert\"\r\n+SYSMFG:\"wss_key\"\r\n+SYSMFG:\"wss_ca\"\r\n\r\nOK\r\n";
+        b"+SYSMFG:\"wss_cert\"\r\n+SYSMFG:\"wss_key\"\r\n+SYSMFG:\"wss_ca\"\r\n\
+        +SYSMFG:\"client_cert\"\r\n+SYSMFG:\"client_key\"\r\n+SYSMFG:\"client_ca\"\r\n\r\nOK\r\n";
     assert_eq!(rig.at("AT+SYSMFG?"), namespaces);
     assert_eq!(rig.at("AT+SYSMFG=1"), namespaces);
     assert_eq!(rig.at("AT+SYSMFG=1,\"wss_cert\""), b"\r\nOK\r\n");
@@ -561,8 +569,9 @@ fn sysmfg_rejects_bad_parameters_and_failed_writes() {
         "AT+SYSMFG=3,\"wss_ca\"",
         "AT+SYSMFG=-1,\"wss_ca\"",
         "AT+SYSMFG=\"1\"",
-        // Namespaces and keys outside the WebSocket store.
-        "AT+SYSMFG=1,\"client_ca\"",
+        // Namespaces and keys outside the WebSocket and SSL client store.
+        "AT+SYSMFG=1,\"server_ca\"",
+        "AT+SYSMFG=1,\"client_ca\",\"wss_ca.0\"",
         "AT+SYSMFG=1,\"wss_ca\",\"wss_cert.0\"",
         "AT+SYSMFG=1,\"wss_ca\",\"wss_ca.256\"",
         "AT+SYSMFG=1,\"wss_ca\",\"wss_ca.00\"",
@@ -593,7 +602,7 @@ fn sysmfg_rejects_bad_parameters_and_failed_writes() {
     // With the error log on, a bad namespace names parameter 2.
     assert_eq!(rig.at("AT+SYSLOG=1"), b"\r\nOK\r\n");
     assert_eq!(
-        rig.at("AT+SYSMFG=1,\"client_ca\""),
+        rig.at("AT+SYSMFG=1,\"server_ca\""),
         b"ERR CODE:0x01070002\r\n\r\nERROR\r\n"
     );
     assert_eq!(rig.at("AT+SYSLOG=0"), b"\r\nOK\r\n");
@@ -664,16 +673,18 @@ fn wscfg_reads_the_material_when_it_runs() {
     assert_eq!(
         rig.actions(),
         vec![NetAction::Connect {
-            link: 1,
+            link: Link::Ws(1),
             host: "example.com".into(),
             port: 443,
-            tls: Some(TlsPolicy {
+            transport: Transport::Tls(TlsPolicy {
                 server: ServerVerification::Ca(b"CA".to_vec()),
                 client: Some(ClientIdentity {
                     cert: b"CERT".to_vec(),
                     key: b"KEY".to_vec(),
                 }),
+                ..TlsPolicy::default()
             }),
+            keep_alive_s: 0,
         }]
     );
 }
@@ -700,10 +711,15 @@ fn each_auth_mode_maps_to_its_tls_policy() {
         assert_eq!(rig.at(&line), b"\r\nOK\r\n", "{line}");
         assert_eq!(rig.at("AT+WSOPEN=0,\"wss://example.com/\""), b"");
         let actions = rig.actions();
-        let [NetAction::Connect { tls, .. }] = &actions[..] else {
+        let [NetAction::Connect { transport, .. }] = &actions[..] else {
             panic!("mode {mode}: {actions:?}");
         };
-        assert_eq!(tls, &Some(TlsPolicy { server, client }), "mode {mode}");
+        let policy = TlsPolicy {
+            server,
+            client,
+            ..TlsPolicy::default()
+        };
+        assert_eq!(transport, &Transport::Tls(policy), "mode {mode}");
     }
 }
 
@@ -752,13 +768,14 @@ fn open_sends_a_correct_handshake_and_reports_connected_before_ok() {
     assert_eq!(
         rig.actions(),
         vec![NetAction::Connect {
-            link: 1,
+            link: Link::Ws(1),
             host: "h.example".into(),
             port: 80,
-            tls: None
+            transport: Transport::Tcp,
+            keep_alive_s: 0,
         }]
     );
-    rig.event(1, NetEvent::Connected);
+    rig.event(1, CONNECTED);
     let request = rig.handshake_request(1);
     assert!(
         request.starts_with("GET /p?q=1 HTTP/1.1\r\nHost: h.example:80\r\n"),
@@ -825,7 +842,7 @@ fn input_during_open_gets_busy_and_is_discarded() {
         rig.event(0, NetEvent::Failed("refused".into())),
         b"+WS_DISCONNECTED:0\r\n\r\nERROR\r\n"
     );
-    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
     assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
     assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n");
 }
@@ -841,14 +858,14 @@ fn a_bad_handshake_response_fails_the_open() {
         let mut rig = Rig::quiet();
         rig.at("AT+WSOPEN=0,\"ws://h\"");
         rig.actions();
-        rig.event(0, NetEvent::Connected);
+        rig.event(0, CONNECTED);
         rig.handshake_request(0);
         assert_eq!(
             rig.event(0, NetEvent::Received(response.as_bytes())),
             b"+WS_DISCONNECTED:0\r\n\r\nERROR\r\n",
             "{response}"
         );
-        assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+        assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
         assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
     }
 }
@@ -860,7 +877,7 @@ fn open_times_out() {
     rig.actions();
     assert_eq!(rig.advance_to(1999), b"");
     assert_eq!(rig.advance_to(2000), b"+WS_DISCONNECTED:0\r\n\r\nERROR\r\n");
-    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
 }
 
 // --- AT+WSSEND ---------------------------------------------------------------
@@ -873,7 +890,11 @@ fn send_prompts_takes_exact_data_and_waits_for_the_network() {
     // The data is not echoed; SEND OK waits for the write.
     assert_eq!(rig.input(b"test"), b"");
     let actions = rig.actions();
-    let [NetAction::Send { link: 0, bytes }] = &actions[..] else {
+    let [NetAction::Send {
+        link: Link::Ws(0),
+        bytes,
+    }] = &actions[..]
+    else {
         panic!("{actions:?}")
     };
     assert_eq!(parse_client_frames(bytes), vec![frame(true, 1, b"test")]);
@@ -998,7 +1019,7 @@ fn send_times_out_when_the_network_does_not_take_the_data() {
     rig.actions();
     assert_eq!(rig.advance_to(499), b"");
     assert_eq!(rig.advance_to(500), b"\r\nERROR\r\n+WS_DISCONNECTED:0\r\n");
-    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
     assert_eq!(
         rig.at("AT+WSOPEN?"),
         b"+WSOPEN:0,3,\"ws://example.com:8080/chat?x=1\"\r\n\r\nOK\r\n"
@@ -1120,7 +1141,7 @@ fn wsclose_runs_the_close_handshake() {
         rig.server_sends(0, true, 8, &1000u16.to_be_bytes()),
         b"\r\nOK\r\n"
     );
-    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
     assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n");
     // Closing a link with no client is fine too.
     assert_eq!(rig.at("AT+WSCLOSE=1"), b"\r\nOK\r\n");
@@ -1134,7 +1155,7 @@ fn wsclose_gives_up_waiting_after_a_second() {
     rig.sent_frames(0);
     assert_eq!(rig.advance_to(999), b"");
     assert_eq!(rig.advance_to(1000), b"\r\nOK\r\n");
-    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
 }
 
 #[test]
@@ -1155,7 +1176,7 @@ fn server_close_is_reported_and_echoed() {
     );
     assert_eq!(rig.at("AT+WSSEND=0,1"), b"\r\nERROR\r\n");
     assert_eq!(rig.event(0, NetEvent::Closed), b"");
-    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
     assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n");
 }
 
@@ -1174,16 +1195,17 @@ fn keepalive_pings_and_pong_timeout_loses_the_link_which_reconnects() {
     assert_eq!(rig.advance_to(44_999), b"");
     assert_eq!(rig.sent_frames(0), vec![frame(true, 9, b"")]);
     assert_eq!(rig.advance_to(45_000), b"+WS_DISCONNECTED:0\r\n");
-    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
     assert_eq!(rig.at("AT+WSSEND=0,1"), b"\r\nERROR\r\n");
     assert_eq!(rig.advance_to(55_000), b"");
     assert_eq!(
         rig.actions(),
         vec![NetAction::Connect {
-            link: 0,
+            link: Link::Ws(0),
             host: "example.com".into(),
             port: 8080,
-            tls: None
+            transport: Transport::Tcp,
+            keep_alive_s: 0,
         }]
     );
     assert_eq!(
@@ -1198,7 +1220,7 @@ fn keepalive_pings_and_pong_timeout_loses_the_link_which_reconnects() {
     rig.actions();
     rig.advance_to(65_000);
     rig.actions();
-    rig.event(0, NetEvent::Connected);
+    rig.event(0, CONNECTED);
     let request = rig.handshake_request(0);
     let out = rig.event(0, NetEvent::Received(&handshake_response(&request)));
     assert_eq!(out, b"+WS_CONNECTED:0\r\n");
@@ -1220,7 +1242,8 @@ fn protocol_violations_fail_the_link_with_a_close_code() {
             b"+WS_DISCONNECTED:0\r\n"
         );
         let actions = rig.actions();
-        let [NetAction::Send { bytes, .. }, NetAction::Close { link: 0 }] = &actions[..] else {
+        let [NetAction::Send { bytes, .. }, NetAction::Close { link: Link::Ws(0) }] = &actions[..]
+        else {
             panic!("{actions:?}")
         };
         assert_eq!(
@@ -1236,7 +1259,10 @@ fn protocol_violations_fail_the_link_with_a_close_code() {
         rig.advance_to(10_000);
         assert!(matches!(
             &rig.actions()[..],
-            [NetAction::Connect { link: 0, .. }]
+            [NetAction::Connect {
+                link: Link::Ws(0),
+                ..
+            }]
         ));
     }
 }
@@ -1246,7 +1272,7 @@ fn network_loss_while_open_reports_disconnected() {
     let mut rig = Rig::quiet();
     rig.open(2);
     assert_eq!(rig.event(2, NetEvent::Closed), b"+WS_DISCONNECTED:2\r\n");
-    assert_eq!(rig.actions(), vec![NetAction::Close { link: 2 }]);
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(2) }]);
     // Events for links without a client, or out of range, are ignored.
     assert_eq!(rig.event(1, NetEvent::Received(b"x")), b"");
     assert_eq!(rig.event(7, NetEvent::Sent), b"");
@@ -1321,10 +1347,12 @@ fn every_protocol_violation_fails_the_link_with_its_close_code() {
             let state = rig.at("AT+WSOPEN?");
             assert!(state.starts_with(b"+WSOPEN:0,4,"), "{name}");
             rig.advance_to(1_000);
-            assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+            assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
             assert_eq!(rig.at("AT+WSOPEN?"), b"\r\nOK\r\n", "{name}");
         } else {
-            let [NetAction::Send { bytes, .. }, NetAction::Close { link: 0 }] = &actions[..] else {
+            let [NetAction::Send { bytes, .. }, NetAction::Close { link: Link::Ws(0) }] =
+                &actions[..]
+            else {
                 panic!("{name}: {actions:?}")
             };
             assert_eq!(parse_client_frames(bytes), vec![close], "{name}");
@@ -1345,10 +1373,10 @@ fn a_bad_close_frame_is_still_the_server_closing() {
     rig.sent_frames(0);
     let out = rig.event(0, NetEvent::Received(&[0x88, 0x03, 0x03, 0xE8, 0xFF]));
     assert_eq!(out, b"\r\nOK\r\n");
-    assert_eq!(rig.actions(), vec![NetAction::Close { link: 0 }]);
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
     let log = &rig.sim.log;
     assert!(log.contains(&Log::ProtocolError {
-        link: 0,
+        link: Link::Ws(0),
         error: ws::ProtocolError::BadCloseReason
     }));
 }
@@ -1561,7 +1589,7 @@ fn a_slow_host_loses_nothing_to_the_pong_timeout() {
     for _ in 0..256 {
         sim.network
             .reads
-            .push_back((0, Read::Bytes(server_frame(true, 2, &message))));
+            .push_back((Link::Ws(0), Read::Bytes(server_frame(true, 2, &message))));
     }
     // The host reads nothing for 10 s: the pongs wait behind unread data.
     for _ in 0..100 {
@@ -1596,7 +1624,7 @@ fn the_latest_of_many_pings_is_answered() {
     let pings: Vec<u8> = (0..40u8)
         .flat_map(|i| server_frame(true, 9, &[i]))
         .collect();
-    sim.server_send(0, &pings);
+    sim.server_send(Link::Ws(0), &pings);
     let frames: Vec<ClientFrame> = sim
         .network
         .sent
@@ -1614,18 +1642,19 @@ fn the_log_says_why_an_open_failed() {
     sim.network.auto = true;
     sim.network.answer_handshakes = false;
     sim.host_write(b"ATE0\r\nAT+WSOPEN=0,\"ws://example.com/\"\r\n");
-    sim.network
-        .reads
-        .push_back((0, Read::Bytes(b"HTTP/1.1 404 Not Found\r\n\r\n".to_vec())));
+    sim.network.reads.push_back((
+        Link::Ws(0),
+        Read::Bytes(b"HTTP/1.1 404 Not Found\r\n\r\n".to_vec()),
+    ));
     assert!(sim
         .host_read()
         .ends_with(b"+WS_DISCONNECTED:0\r\n\r\nERROR\r\n"));
     assert!(sim.log.contains(&Log::HandshakeFailed {
-        link: 0,
+        link: Link::Ws(0),
         error: ws::HandshakeError::Status(404)
     }));
     assert!(sim.log.contains(&Log::Http {
-        link: 0,
+        link: Link::Ws(0),
         dir: Direction::Rx,
         first_line: b"HTTP/1.1 404 Not Found".to_vec()
     }));
@@ -1677,7 +1706,7 @@ fn a_reset_typed_while_a_command_runs_forces_the_restart() {
     // The open is cut off: no ERROR, no report; its connection dropped.
     let actions = rig.actions();
     assert!(
-        matches!(actions.last(), Some(NetAction::Close { link: 0 })),
+        matches!(actions.last(), Some(NetAction::Close { link: Link::Ws(0) })),
         "{actions:?}"
     );
     assert_eq!(rig.advance_to(rig.sim.now + 500), testing::BOOT);

@@ -126,6 +126,7 @@ impl Modem {
         {
             if ap < self.options.wifi.access_points.len() {
                 self.settings.station = Station::Associated(ap);
+                self.sockets_joined();
                 self.settings.last_ssid = self.options.wifi.access_points[ap].ssid.clone();
                 self.report(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");
             }
@@ -136,6 +137,9 @@ impl Modem {
     fn disconnect(&mut self, then: Station) {
         if self.associated() {
             self.report(b"WIFI DISCONNECT\r\n");
+            self.settings.station = Station::Disconnected;
+            // Without the AP no link survives (each reports CLOSED).
+            self.sockets_lost_network();
         }
         self.settings.station = then;
     }
@@ -225,6 +229,7 @@ impl Modem {
         match outcome {
             JoinOutcome::Joined(ap) => {
                 self.settings.station = Station::Associated(ap);
+                self.sockets_joined();
                 self.out
                     .extend_from_slice(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");
                 self.ok();
@@ -272,8 +277,13 @@ impl Modem {
             (Station::Idle, _) => 1,
             (Station::Joining | Station::Disconnected, _) => 5,
         };
+        let stat = match self.socket_status() {
+            Some(socket_stat) if stat == 2 => socket_stat,
+            _ => stat,
+        };
         self.out
             .extend_from_slice(format!("STATUS:{stat}\r\n").as_bytes());
+        self.socket_state_lines("CIPSTATUS");
         Ok(Reply::Ok)
     }
 
