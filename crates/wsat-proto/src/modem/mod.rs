@@ -1057,6 +1057,8 @@ impl Modem {
             Ok(code) => self.out.extend_from_slice(code),
             Err(err) => self.error(err),
         }
+        // Reports held for the send go before whatever input waited.
+        self.release_held();
     }
 
     /// Whether an unsolicited report would now land inside something the

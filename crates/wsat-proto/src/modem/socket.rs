@@ -709,10 +709,12 @@ impl Modem {
         } else {
             id..id + 1
         };
+        // What passive mode held goes out after the OK.
+        self.ok();
         for id in ids {
             self.set_receive_mode(id, passive, report);
         }
-        Ok(Reply::Ok)
+        Ok(Reply::Done)
     }
 
     /// Switching to active mode hands over what passive mode buffered.
@@ -1016,7 +1018,15 @@ impl Modem {
             }
             NetEvent::Datagram { from, bytes } => {
                 let take = match (socket.udp_mode, socket.peer) {
-                    (_, None) => true,
+                    (0, None) => true,
+                    // No peer yet: the first sender becomes it.
+                    (mode, None) => {
+                        socket.peer = Some(from);
+                        if mode == 1 {
+                            socket.udp_mode = 0;
+                        }
+                        true
+                    }
                     (_, Some(peer)) if peer == from => true,
                     (0, Some(_)) => false,
                     (1, Some(_)) => {

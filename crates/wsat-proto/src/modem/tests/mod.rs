@@ -16,6 +16,8 @@ const CONNECTED: NetEvent<'static> = NetEvent::Connected {
 };
 use crate::ws;
 
+mod sockets;
+
 /// A modem with its `ready` read, driven by the simulator.
 struct Rig {
     sim: Sim,
