@@ -7,12 +7,13 @@
 //!
 //! # The invariant
 //!
-//! A [`Modem`]'s answers (its output, actions, log, deadline and whether it
-//! wants input) change only when it is fed: [`Modem::host_input`],
-//! [`Modem::advance_host_output`], [`Modem::net_event`] or
-//! [`Modem::handle_timeout`]. So one loop drives it everywhere: feed what
-//! happened, then ask everything again. The modem buffers what it cannot
-//! take yet and bounds its memory; the runtime has no other rule to keep.
+//! A [`Modem`]'s answers (its output, actions, log, deadline and how much
+//! input it wants) change only when it is fed: [`Modem::host_input`],
+//! [`Modem::advance_host_output`], [`Modem::net_event`],
+//! [`Modem::net_answer`], [`Modem::accept`] or [`Modem::handle_timeout`].
+//! So one loop drives it everywhere: feed what happened, then ask
+//! everything again. The modem buffers what it cannot take yet and bounds
+//! its memory; the runtime has no other rule to keep.
 //!
 //! ```no_run
 //! use wsat_proto::{Link, Modem, NetAction, NetEvent};

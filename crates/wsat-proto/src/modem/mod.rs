@@ -1,4 +1,5 @@
-//! The modem: the command table and the state machine of the three links.
+//! The modem: the command table, the three WebSocket links and the five
+//! socket links.
 //!
 //! # Driving a `Modem`
 //!
@@ -8,14 +9,16 @@
 //! 1. Feed what happened, each with the time: [`Modem::host_input`] (bytes
 //!    read from the AT port, all of them), [`Modem::advance_host_output`]
 //!    (how many bytes of [`Modem::host_output`] were written),
-//!    [`Modem::net_event`] (a link's connection did something) and
+//!    [`Modem::net_event`] (a link's connection did something),
+//!    [`Modem::net_answer`] (a lookup, ping or listen is done),
+//!    [`Modem::accept`] (a connection reached the server) and
 //!    [`Modem::handle_timeout`] (the deadline passed).
 //! 2. Then ask, in any order: [`Modem::host_output`] (write what it holds),
 //!    [`Modem::poll_uart_change`] (apply it before writing on),
 //!    [`Modem::poll_net_action`] until `None`, [`Modem::poll_log`] until
 //!    `None`, [`Modem::poll_timeout`] (re-arm the timer),
 //!    [`Modem::wants_host_input`] (read the AT port only while true) and
-//!    [`Modem::wants_net_input`] (read a link's socket only while true).
+//!    [`Modem::net_input_room`] (read at most that much from a link's socket).
 //!
 //! Every answer of step 2 can change only by a call of step 1, so a runtime
 //! that asks again after each such call misses nothing. There is no other
@@ -351,7 +354,7 @@ pub enum NetAction {
 /// Unwritten host output past which the modem stops taking host input (it
 /// is not read while [`Modem::wants_host_input`] is false) and, counted
 /// with reports held back for the host, stops reading the links' sockets
-/// ([`Modem::wants_net_input`]). What was already on its way still comes in
+/// ([`Modem::net_input_room`]). What was already on its way still comes in
 /// and is kept, so no byte is lost and memory stays bounded.
 pub const HOST_OUTPUT_BOUND: usize = 256 * 1024;
 

@@ -3,6 +3,7 @@
 //! `AT+CIPSERVER`, and what the host sees of them (`CONNECT`, `+IPD`,
 //! `CLOSED`, passive receive). The runtime moves the bytes; everything the
 //! host sees is decided here.
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
@@ -132,7 +133,8 @@ struct Server {
 
 /// Everything about the socket links; `AT+RST` makes it anew.
 pub(super) struct Sockets {
-    slots: [Option<Socket>; SOCKET_COUNT],
+    /// Boxed: a modem without socket links (most) keeps 8 bytes a slot.
+    slots: [Option<Box<Socket>>; SOCKET_COUNT],
     config: [SocketConfig; SOCKET_COUNT],
     mux: bool,
     /// `AT+CIPMODE=1`.
@@ -178,7 +180,7 @@ impl Sockets {
     fn connected(&self, id: LinkId) -> Option<&Socket> {
         self.slots
             .get(usize::from(id))?
-            .as_ref()
+            .as_deref()
             .filter(|s| s.connecting.is_none() && !s.peer_closed)
     }
 }
@@ -445,7 +447,7 @@ impl Modem {
         let remote = host
             .parse::<IpAddr>()
             .map_or(UNSPECIFIED, |ip| SocketAddr::new(ip, port));
-        self.sockets.slots[usize::from(id)] = Some(Socket {
+        self.sockets.slots[usize::from(id)] = Some(Box::new(Socket {
             kind,
             v6,
             server_side: false,
@@ -461,7 +463,7 @@ impl Modem {
             notified: false,
             peer_closed: false,
             last_activity: self.now,
-        });
+        }));
         self.actions.push_back(NetAction::Connect {
             link: Link::Socket(id),
             host,
@@ -963,7 +965,7 @@ impl Modem {
             return None;
         }
         let id = self.sockets.slots.iter().position(Option::is_none)? as LinkId;
-        self.sockets.slots[usize::from(id)] = Some(Socket {
+        self.sockets.slots[usize::from(id)] = Some(Box::new(Socket {
             kind: Kind::Tcp,
             v6: server.v6,
             server_side: true,
@@ -979,7 +981,7 @@ impl Modem {
             notified: false,
             peer_closed: false,
             last_activity: self.now,
-        });
+        }));
         self.sockets.ever_opened = true;
         let text = self.connect_report(id);
         self.report(&text);
