@@ -405,11 +405,10 @@ impl Modem {
         let rest = first + 3;
         let (keep_alive, local_port, udp_mode, timeout) = match kind {
             Kind::Udp => {
+                // An empty local port with a mode (lwesp sends `,,<mode>`)
+                // lets the system pick one.
                 let local_port = args.opt_int(rest, 0..=65535)?;
                 let mode = args.opt_int(rest + 1, 0..=2)?;
-                if mode.is_some() && local_port.is_none() {
-                    return Err(invalid(param(3)));
-                }
                 local_ip(&args, rest + 2)?;
                 let timeout = args.opt_int(rest + 3, 0..=60_000)?;
                 (

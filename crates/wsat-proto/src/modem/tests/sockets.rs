@@ -117,6 +117,12 @@ fn cipstart_multi_connection_and_link_conn() {
         out,
         b"+LINK_CONN:0,1,\"UDP\",0,\"192.0.2.7\",8080,50210\r\n\r\nOK\r\n"
     );
+    // lwesp's UDP form: no local port, a mode.
+    let out = rig.cipstart("2,\"UDP\",\"192.0.2.7\",8080,,2");
+    assert_eq!(
+        out,
+        b"+LINK_CONN:0,2,\"UDP\",0,\"192.0.2.7\",8080,50210\r\n\r\nOK\r\n"
+    );
     // Lowest free id for CIPSTARTEX, the type in any case.
     assert_eq!(rig.at("AT+CIPSTARTEX=\"ssl\",\"192.0.2.7\",443"), b"");
     let actions = rig.actions();
@@ -172,7 +178,7 @@ fn cipstart_failures_print_error_and_nothing_else() {
         "AT+CIPSTART=0,\"TCP\",\"h\",80,7201",
         "AT+CIPSTART=0,\"TCP\",\"h\",80,0,\"not an ip\"",
         "AT+CIPSTART=0,\"TCP\",\"h\",80,0,\"\",60001",
-        "AT+CIPSTART=0,\"UDP\",\"h\",80,,1",
+        "AT+CIPSTART=0,\"UDP\",\"h\",80,1,3",
         // The single-connection form in multi-connection mode.
         "AT+CIPSTART=\"TCP\",\"h\",80",
     ] {
