@@ -80,7 +80,7 @@ pub mod testing;
 pub mod ws;
 
 pub use modem::{
-    AccessPoint, ClientIdentity, Direction, Link, LinkId, Log, Modem, ModemOptions, NetAction,
-    NetAnswer, NetEvent, Platform, ServerVerification, TlsPolicy, Transport, UartConfig,
+    AccessPoint, ClientIdentity, Direction, Firmware, Link, LinkId, Log, Modem, ModemOptions,
+    NetAction, NetAnswer, NetEvent, Platform, ServerVerification, TlsPolicy, Transport, UartConfig,
     WifiOptions, HOST_INPUT_BOUND, HOST_OUTPUT_BOUND, LINK_COUNT, LOG_PREVIEW, SOCKET_COUNT,
 };

@@ -16,7 +16,7 @@ use wsat::tls::TlsOptions;
 use wsat::trace::Tracer;
 use wsat::transport;
 use wsat::transport::tcp;
-use wsat_proto::{AccessPoint, ModemOptions, WifiOptions};
+use wsat_proto::{AccessPoint, Firmware, ModemOptions, WifiOptions};
 
 /// A WebSocket "AT modem": speaks ESP-AT's WebSocket AT commands on the AT
 /// port and RFC 6455 (ws://) on the network.
@@ -99,6 +99,11 @@ struct Cli {
     /// certificate names the host (ESP-AT checks only the chain).
     #[arg(long)]
     tls_verify_hostname: bool,
+
+    /// The ESP-AT release to be: its commands, ranges and AT+GMR
+    /// (v3.2, v3.3, v4.0, v4.1, v5.0, master).
+    #[arg(long, value_name = "RELEASE", default_value = "master", value_parser = parse_firmware)]
+    firmware: Firmware,
 
     /// The address AT+CIPSERVER listens on, at the port the host asks for
     /// (0.0.0.0 lets other machines connect).
@@ -274,9 +279,17 @@ fn modem_options(cli: &Cli) -> ModemOptions {
         commit: env!("WSAT_COMMIT").to_string(),
         build_time: env!("WSAT_BUILD_TIME").to_string(),
         restart_delay_ms: cli.restart_delay,
+        firmware: cli.firmware,
         wifi,
         ..ModemOptions::default()
     }
+}
+
+fn parse_firmware(text: &str) -> Result<Firmware, String> {
+    Firmware::parse(text).ok_or_else(|| {
+        let names: Vec<&str> = Firmware::ALL.iter().map(|f| f.name()).collect();
+        format!("not a release wsat knows; one of {}", names.join(", "))
+    })
 }
 
 /// `SSID[,PASSWORD[,RSSI[,CHANNEL]]]`; each AP gets a BSSID of its own.

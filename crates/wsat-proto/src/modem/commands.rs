@@ -9,8 +9,6 @@ use crate::at::{self, Args, AtError, ErrorKind};
 use crate::modem::{LinkId, LINK_COUNT};
 use crate::ws::{self, opcode};
 
-/// ESP-AT release whose command set we speak; host drivers check ≥ 3.2.0.0.
-pub const AT_VERSION: &str = "3.4.0.0";
 /// The chip tag of `AT+GMR`'s first line: drivers (lwesp) identify the
 /// module by it. That it is wsat says the `SDK version` line.
 const CHIP: &str = "ESP32C3";
@@ -227,9 +225,10 @@ impl Modem {
             .unwrap_or(rest.len());
         let (name, tail) = rest.split_at(name_len);
         let unsupported = AtError::new(ErrorKind::Unsupported, 0);
+        let profile = self.options.firmware.profile();
         let command = COMMANDS
             .iter()
-            .find(|c| c.name.as_bytes() == name)
+            .find(|c| c.name.as_bytes() == name && profile.has(c.name))
             .ok_or(unsupported)?;
         let (form, has_form) = match tail {
             b"" => (Form::Execute, command.execute),
@@ -299,19 +298,22 @@ impl Modem {
     fn cmd_gmr(&mut self) -> Result<Reply, AtError> {
         let (commit, time) = (&self.options.commit, &self.options.build_time);
         let version = env!("CARGO_PKG_VERSION");
+        let profile = self.options.firmware.profile();
+        let (at_version, bin_version) = (profile.at_version, profile.bin_version);
         let text = format!(
-            "AT version:{AT_VERSION}({commit} - {CHIP} - {time})\r\n\
+            "AT version:{at_version}({commit} - {CHIP} - {time})\r\n\
              SDK version:wsat v{version}\r\n\
              compile time({commit}):{time}\r\n\
-             Bin version:{}(wsat)\r\n",
-            &AT_VERSION[..AT_VERSION.len() - 2]
+             Bin version:{bin_version}(wsat)\r\n"
         );
         self.out.extend_from_slice(text.as_bytes());
         Ok(Reply::Ok)
     }
 
     fn cmd_cmd(&mut self) -> Result<Reply, AtError> {
-        for (index, c) in COMMANDS.iter().enumerate() {
+        let profile = self.options.firmware.profile();
+        let commands = COMMANDS.iter().filter(|c| profile.has(c.name));
+        for (index, c) in commands.enumerate() {
             let line = format!(
                 "+CMD:{index},\"AT{}\",{},{},{},{}\r\n",
                 c.name, c.test as u8, c.query as u8, c.set as u8, c.execute as u8
@@ -429,7 +431,9 @@ impl Modem {
         let Form::Set(p) = form else {
             return Err(AtError::new(ErrorKind::OpError, 0));
         };
-        let args = Args::parse(p, 7)?;
+        let profile = self.options.firmware.profile();
+        // Before v4.1 there are no TLS parameters.
+        let args = Args::parse(p, if profile.ws_auth { 7 } else { 4 })?;
         let link = link_id(&args)?;
         let defaults = LinkConfig::default();
         let ping_interval = args.opt_int(1, 1..=7200)?;
@@ -437,7 +441,7 @@ impl Modem {
         if args.len() < 3 {
             return Err(AtError::new(ErrorKind::ParamCount, args.len() as u16));
         }
-        let buffer_size = args.opt_int(3, 1..=16384)?;
+        let buffer_size = args.opt_int(3, 1..=profile.ws_max_len)?;
         let auth_mode = args.opt_int(4, 0..=3)?.unwrap_or(0) as u8;
         let max_index = i64::from(crate::pki::MAX_INDEX);
         let pki = args.opt_int(5, 0..=max_index)?;
@@ -546,9 +550,11 @@ impl Modem {
         let Form::Set(p) = form else {
             return Err(AtError::new(ErrorKind::OpError, 0));
         };
-        let args = Args::parse(p, 5)?;
+        let profile = self.options.firmware.profile();
+        // `<fin>` came with master.
+        let args = Args::parse(p, if profile.ws_fragments { 5 } else { 4 })?;
         let link = link_id(&args)?;
-        let len = args.int(1, 0..=16384)? as usize;
+        let len = args.int(1, 0..=profile.ws_max_len)? as usize;
         let op = args.opt_int(2, 0..=15)?.unwrap_or(1) as u8;
         let timeout = args.opt_int(3, 0..=60_000)?.unwrap_or(10_000) as u64;
         let fin = args.opt_int(4, 0..=1)?.unwrap_or(1) == 1;

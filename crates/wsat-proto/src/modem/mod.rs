@@ -30,6 +30,7 @@
 //! clock, host and network.
 
 mod commands;
+mod firmware;
 mod link;
 mod socket;
 mod sysmfg;
@@ -47,6 +48,7 @@ use core::net::{IpAddr, SocketAddr};
 use crate::at::line::{Line, LineReader};
 use crate::at::{self, AtError, ErrorKind};
 use crate::ws::{self, HandshakeError, ProtocolError};
+pub use firmware::Firmware;
 use link::{LinkSlot, SendRequest};
 pub use uart::UartConfig;
 pub use wifi::{AccessPoint, WifiOptions};
@@ -113,6 +115,8 @@ pub struct ModemOptions {
     pub restart_delay_ms: u64,
     /// The access points around the module, and the one it joins at boot.
     pub wifi: WifiOptions,
+    /// The ESP-AT release it is: its commands, ranges and `AT+GMR`.
+    pub firmware: Firmware,
     /// Log every frame sent and received ([`Log::Frame`], [`Log::Http`]);
     /// failures are logged either way.
     pub log_frames: bool,
@@ -126,6 +130,7 @@ impl Default for ModemOptions {
             uart: UartConfig::DEFAULT,
             restart_delay_ms: 500,
             wifi: WifiOptions::default(),
+            firmware: Firmware::default(),
             log_frames: false,
         }
     }

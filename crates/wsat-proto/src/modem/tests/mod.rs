@@ -16,6 +16,7 @@ const CONNECTED: NetEvent<'static> = NetEvent::Connected {
 };
 use crate::ws;
 
+mod firmware;
 mod sockets;
 
 /// A modem with its `ready` read, driven by the simulator.
@@ -297,12 +298,12 @@ fn basic_commands() {
     let mut rig = Rig::quiet();
     let gmr = String::from_utf8(rig.at("AT+GMR")).unwrap();
     assert!(
-        gmr.starts_with("AT version:3.4.0.0(0000000 - ESP32C3 - "),
+        gmr.starts_with("AT version:5.1.0.0-dev(0000000 - ESP32C3 - "),
         "{gmr}"
     );
     // A chip tag drivers know (lwesp), and wsat named on the next line.
     assert!(gmr.contains("\r\nSDK version:wsat v") && gmr.contains("\r\ncompile time(0000000):"));
-    assert!(gmr.contains("\r\nBin version:3.4.0(wsat)\r\n"));
+    assert!(gmr.contains("\r\nBin version:v5.1.0.0-dev(wsat)\r\n"));
     assert!(gmr.ends_with("\r\n\r\nOK\r\n"));
     let cmd = String::from_utf8(rig.at("AT+CMD?")).unwrap();
     assert!(cmd.starts_with("+CMD:0,\"AT\",0,0,0,1\r\n+CMD:1,\"ATE0\",0,0,0,1\r\n"));
