@@ -680,8 +680,14 @@ impl WsLink {
         }
     }
 
-    /// The deadline from [`WsLink::deadline`] may have passed.
-    pub fn timeout(&mut self, ctx: &mut Ctx<'_>, paused: bool) {
+    /// Whether the link is established (state 2).
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open)
+    }
+
+    /// The deadline from [`WsLink::deadline`] may have passed. Without a
+    /// network (`online` false: no AP) a due reconnect fails at once.
+    pub fn timeout(&mut self, ctx: &mut Ctx<'_>, paused: bool, online: bool) {
         let now = ctx.now;
         if self.deadline(paused).is_none_or(|d| now < d) {
             return;
@@ -692,7 +698,13 @@ impl WsLink {
                 ctx.log.push(Log::ConnectTimeout { link });
                 self.attempt_failed(ctx)
             }
-            State::Lost { .. } => self.connect(ctx, false),
+            State::Lost { .. } if online => self.connect(ctx, false),
+            State::Lost { .. } => {
+                ctx.signal(Signal::AttemptFailed);
+                self.state = State::Lost {
+                    reconnect_at: now.saturating_add(RECONNECT_DELAY_MS),
+                };
+            }
             State::Closing { cause, .. } => self.close_finished(ctx, cause),
             State::Open => {
                 if !paused && self.conn.pong_deadline.is_some_and(|d| now >= d) {
@@ -926,7 +938,19 @@ impl Modem {
 
     pub(super) fn link_timeout(&mut self, link: LinkId) {
         let paused = self.net_paused;
-        self.with_link(link, |client, ctx| client.timeout(ctx, paused));
+        let online = self.associated();
+        self.with_link(link, |client, ctx| client.timeout(ctx, paused, online));
+    }
+
+    /// The station left its AP: every open WebSocket link is lost.
+    pub(super) fn lose_ws_links(&mut self) {
+        for link in 0..LINK_COUNT as LinkId {
+            self.with_link(link, |client, ctx| {
+                if client.is_open() {
+                    client.lose(ctx);
+                }
+            });
+        }
     }
 
     /// Flow control let the links be read again: pong timeouts start over.

@@ -30,6 +30,7 @@
 //! clock, host and network.
 
 mod commands;
+mod fault;
 mod firmware;
 mod link;
 mod socket;
@@ -48,6 +49,7 @@ use core::net::{IpAddr, SocketAddr};
 use crate::at::line::{Line, LineReader};
 use crate::at::{self, AtError, ErrorKind};
 use crate::ws::{self, HandshakeError, ProtocolError};
+pub use fault::{Fault, FaultAnswer, ReportTime};
 pub use firmware::Firmware;
 use link::{LinkSlot, SendRequest};
 pub use uart::UartConfig;
@@ -506,6 +508,8 @@ pub struct Modem {
     settings: Settings,
     links: [LinkSlot; LINK_COUNT],
     sockets: socket::Sockets,
+    /// Faults waiting for their moment ([`Modem::inject`]).
+    armed: fault::Armed,
     actions: VecDeque<NetAction>,
     uart: uart::UartState,
     /// Flow control: the links' sockets are not read (host backlog).
@@ -659,6 +663,7 @@ impl Modem {
             settings: Settings::default(),
             links: Default::default(),
             sockets: socket::Sockets::default(),
+            armed: fault::Armed::default(),
             actions: VecDeque::new(),
             net_paused: false,
             log: LogQueue::default(),
@@ -955,8 +960,10 @@ impl Modem {
 
     /// Command-line bytes: echo, collect, and run the line at its end.
     fn line_input(&mut self, bytes: &[u8]) -> usize {
+        let echoed_from = self.out.len();
         let echo = self.settings.echo.then_some(&mut self.out);
         let read = self.reader.read(bytes, echo);
+        self.into_echo(echoed_from);
         if self.reader.pending() {
             let byte_ms = self.uart.current.byte_time_ns().div_ceil(1_000_000);
             self.lf_deadline = Some(self.now.saturating_add(LF_WAIT_MS + 2 * byte_ms));
@@ -1052,6 +1059,7 @@ impl Modem {
 
     fn ok(&mut self) {
         self.out.extend_from_slice(at::OK);
+        self.after_ok();
     }
 
     fn error(&mut self, err: AtError) {
@@ -1062,6 +1070,7 @@ impl Modem {
     fn finish_wait(&mut self, result: Result<&[u8], AtError>) {
         self.input = Input::Line;
         match result {
+            Ok(code) if code == at::OK => self.ok(),
             Ok(code) => self.out.extend_from_slice(code),
             Err(err) => self.error(err),
         }

@@ -134,12 +134,14 @@ impl Modem {
     }
 
     /// Leaves the AP, if associated: `WIFI DISCONNECT`.
-    fn disconnect(&mut self, then: Station) {
+    pub(super) fn disconnect(&mut self, then: Station) {
         if self.associated() {
             self.report(b"WIFI DISCONNECT\r\n");
             self.settings.station = Station::Disconnected;
-            // Without the AP no link survives (each reports CLOSED).
+            // Without the AP no link survives: sockets report CLOSED,
+            // WebSocket links are lost (and fail to reconnect meanwhile).
             self.sockets_lost_network();
+            self.lose_ws_links();
         }
         self.settings.station = then;
     }
@@ -208,7 +210,9 @@ impl Modem {
             .iter()
             .position(|ap| ap.ssid == ssid)
         {
+            // An AP taken away by a fault is not there to join.
             None => JoinOutcome::Failed(3),
+            Some(ap) if self.ap_gone(ap) => JoinOutcome::Failed(3),
             Some(ap) if self.options.wifi.access_points[ap].password != password => {
                 JoinOutcome::Failed(2)
             }
@@ -329,6 +333,9 @@ impl Modem {
             .wifi
             .access_points
             .iter()
+            .enumerate()
+            .filter(|(index, _)| !self.ap_gone(*index))
+            .map(|(_, ap)| ap)
             .filter(|ap| ssid_filter.as_ref().is_none_or(|s| *s == ap.ssid))
             .filter(|ap| channel_filter.is_none_or(|c| c == i64::from(ap.channel)))
             .filter(|ap| ap.rssi >= opts.rssi && opts.auth & (1 << ap.ecn()) != 0)

@@ -16,6 +16,7 @@ const CONNECTED: NetEvent<'static> = NetEvent::Connected {
 };
 use crate::ws;
 
+mod faults;
 mod firmware;
 mod sockets;
 
