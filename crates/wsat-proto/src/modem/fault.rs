@@ -139,7 +139,7 @@ impl Modem {
 
     /// `echoed_from` is where the echo of a line began in the output: the
     /// reports armed for it go in after its first byte.
-    pub(super) fn into_echo(&mut self, echoed_from: usize) {
+    pub(super) fn report_in_echo(&mut self, echoed_from: usize) {
         if self.armed.in_echo.is_empty() || self.out.len() < echoed_from + 2 {
             return;
         }

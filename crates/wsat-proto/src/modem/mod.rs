@@ -963,7 +963,7 @@ impl Modem {
         let echoed_from = self.out.len();
         let echo = self.settings.echo.then_some(&mut self.out);
         let read = self.reader.read(bytes, echo);
-        self.into_echo(echoed_from);
+        self.report_in_echo(echoed_from);
         if self.reader.pending() {
             let byte_ms = self.uart.current.byte_time_ns().div_ceil(1_000_000);
             self.lf_deadline = Some(self.now.saturating_add(LF_WAIT_MS + 2 * byte_ms));
