@@ -80,8 +80,8 @@ pub mod testing;
 pub mod ws;
 
 pub use modem::{
-    AccessPoint, ClientIdentity, Direction, Fault, FaultAnswer, Firmware, Link, LinkId, Log, Modem,
-    ModemOptions, NetAction, NetAnswer, NetEvent, Platform, ReportTime, ServerVerification,
-    TlsPolicy, Transport, UartConfig, WifiOptions, HOST_INPUT_BOUND, HOST_OUTPUT_BOUND, LINK_COUNT,
-    LOG_PREVIEW, SOCKET_COUNT,
+    AccessPoint, ClientIdentity, Direction, Fault, FaultAnswer, Firmware, Link, LinkId, LinkStatus,
+    Log, Modem, ModemOptions, NetAction, NetAnswer, NetEvent, Platform, ReportTime,
+    ServerVerification, TlsPolicy, Transport, UartConfig, WifiOptions, HOST_INPUT_BOUND,
+    HOST_OUTPUT_BOUND, LINK_COUNT, LOG_PREVIEW, SOCKET_COUNT,
 };

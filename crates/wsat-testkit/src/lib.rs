@@ -7,6 +7,7 @@
 //! A dev-dependency of `wsat`: its integration tests and its TLS unit tests
 //! use it. Nothing here is published.
 
+pub mod http;
 pub mod raw;
 pub mod rig;
 pub mod tls;
@@ -92,7 +93,13 @@ impl Host {
 
     /// Reads exactly `expected.len()` bytes and asserts they are `expected`.
     pub async fn expect(&mut self, expected: &[u8]) {
-        let got = self.read_exact(expected.len()).await;
+        self.expect_within(WAIT, expected).await;
+    }
+
+    /// [`Host::expect`] for something that takes longer than [`WAIT`] (a
+    /// reconnect 10 s after a loss).
+    pub async fn expect_within(&mut self, limit: Duration, expected: &[u8]) {
+        let got = self.read_exact_within(limit, expected.len()).await;
         assert_eq!(
             String::from_utf8_lossy(&got),
             String::from_utf8_lossy(expected),
@@ -102,8 +109,12 @@ impl Host {
     }
 
     pub async fn read_exact(&mut self, n: usize) -> Vec<u8> {
+        self.read_exact_within(WAIT, n).await
+    }
+
+    async fn read_exact_within(&mut self, limit: Duration, n: usize) -> Vec<u8> {
         let mut got = vec![0u8; n];
-        match timeout(WAIT, self.stream.read_exact(&mut got)).await {
+        match timeout(limit, self.stream.read_exact(&mut got)).await {
             Ok(Ok(_)) => got,
             Ok(Err(error)) => panic!("AT port read failed: {error}"),
             Err(_) => panic!("timed out waiting for {n} bytes"),
@@ -202,4 +213,44 @@ pub async fn echo_server() -> String {
 pub async fn closed_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     listener.local_addr().unwrap().port()
+}
+
+/// `wsat --tcp 127.0.0.1:0 --control 127.0.0.1:0 ARGS`: the modem port and
+/// the control API's address.
+pub struct Controlled {
+    pub proc: Proc,
+    pub addr: SocketAddr,
+    pub control: SocketAddr,
+}
+
+impl Controlled {
+    pub async fn start(args: &[&str]) -> Controlled {
+        let mut all = vec!["--tcp", "127.0.0.1:0", "--control", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let launch = rig::Launch {
+            keep_stderr: true,
+            ..rig::Launch::default()
+        };
+        let (mut proc, rest) = Proc::launch(&launch, &all, "control API on http://");
+        let control = rest
+            .split(' ')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .expect("the control address");
+        let line = timeout(WAIT, proc.stderr_line("listening on "))
+            .await
+            .expect("the modem port");
+        let addr = line["listening on ".len()..].parse().expect("address");
+        Controlled {
+            proc,
+            addr,
+            control,
+        }
+    }
+
+    /// A fault for modem `id`; asserts the API took it.
+    pub async fn fault(&self, id: u64, json: &str) {
+        let answer = http::post(self.control, &format!("/modems/{id}/faults"), json).await;
+        assert_eq!(answer.status, 200, "{json}: {}", answer.body);
+    }
 }

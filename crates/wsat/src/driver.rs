@@ -17,6 +17,7 @@ use wsat_proto::{
     Link, Log, Modem, ModemOptions, NetAction, NetAnswer, NetEvent, Platform, Transport, UartConfig,
 };
 
+use crate::control::{self, ControlFault, FailHow, LinkInfo, ModemInfo, Registration, Request};
 use crate::net::{self, Conn, Connected, Datagrams, Opened, Polled, Stream, Target};
 use crate::pki::PkiStore;
 use crate::tls::TlsOptions;
@@ -36,6 +37,8 @@ pub struct Settings {
     pub store: Option<PkiStore>,
     /// The address `AT+CIPSERVER` listens on (the port is the host's).
     pub server_ip: Option<IpAddr>,
+    /// `--control`: every modem registers here and takes its requests.
+    pub registry: Option<Arc<control::Registry>>,
 }
 
 /// Applies `AT+UART_CUR`/`AT+UART_DEF` to the AT port: its pacing or the
@@ -166,6 +169,13 @@ where
     );
     let (connected_tx, connected) = mpsc::unbounded_channel();
     let (answers_tx, answers) = mpsc::unbounded_channel();
+    let (registration, requests) = match &settings.registry {
+        Some(registry) => {
+            let (registration, requests) = registry.register();
+            (Some(registration), Some(requests))
+        }
+        None => (None, None),
+    };
     let mut driver = Driver {
         start,
         modem,
@@ -177,6 +187,15 @@ where
         lookup: None,
         answers_tx,
         answers,
+        port_name: port.name.clone(),
+        firmware: settings.options.firmware.name(),
+        registration,
+        requests,
+        counters: [(0, 0); Link::COUNT],
+        stalled: [false; Link::COUNT],
+        fail_connects: Vec::new(),
+        chunking: None,
+        write_pause: None,
         attempts: 0,
         tls: settings.tls.clone(),
         connected_tx,
@@ -250,6 +269,20 @@ struct Driver {
     lookup: Option<AbortHandle>,
     answers_tx: mpsc::UnboundedSender<Answer>,
     answers: mpsc::UnboundedReceiver<Answer>,
+    port_name: String,
+    firmware: &'static str,
+    /// In the `--control` registry (removed when the modem ends).
+    registration: Option<Registration>,
+    requests: Option<mpsc::UnboundedReceiver<Request>>,
+    /// Bytes (sent, received) per link, for the control API.
+    counters: [(u64, u64); Link::COUNT],
+    /// Links a stall fault stopped.
+    stalled: [bool; Link::COUNT],
+    /// Connects to fail (`None`: of any link), oldest first.
+    fail_connects: Vec<(Option<Link>, FailHow)>,
+    /// Host output in pieces of this size, this far apart.
+    chunking: Option<(usize, Duration)>,
+    write_pause: Option<Pin<Box<tokio::time::Sleep>>>,
     attempts: u64,
     tls: TlsOptions,
     connected_tx: mpsc::UnboundedSender<Connected>,
@@ -312,6 +345,7 @@ impl Driver {
             moved |= self.poll_opened(cx);
             moved |= self.poll_connects(cx);
             moved |= self.poll_answers(cx);
+            moved |= self.poll_requests(cx);
             moved |= self.poll_accept(cx);
             self.collect();
             for link in Link::all() {
@@ -345,7 +379,14 @@ impl Driver {
         cx: &mut Context<'_>,
         writer: &mut W,
     ) -> Poll<io::Result<bool>> {
-        let out = self.modem.host_output();
+        if let Some(pause) = self.write_pause.as_mut() {
+            ready!(pause.as_mut().poll(cx));
+            self.write_pause = None;
+        }
+        let mut out = self.modem.host_output();
+        if let Some((size, _)) = self.chunking {
+            out = &out[..out.len().min(size)];
+        }
         if out.is_empty() {
             if self.unflushed {
                 // Buffered writers (stdout) must not sit on a prompt.
@@ -364,6 +405,9 @@ impl Driver {
         self.unflushed = true;
         let now = self.now();
         self.modem.advance_host_output(n, now);
+        if let Some((_, delay)) = self.chunking {
+            self.write_pause = Some(Box::pin(tokio::time::sleep(delay)));
+        }
         Poll::Ready(Ok(true))
     }
 
@@ -508,6 +552,9 @@ impl Driver {
 
     /// Writes the link's sends, and reads it while the core wants input.
     fn poll_link(&mut self, cx: &mut Context<'_>, link: Link) -> bool {
+        if self.stalled[link.index()] {
+            return false;
+        }
         if let LinkIo::Udp(_) = &mut self.links[link.index()] {
             return self.poll_datagrams(cx, link);
         }
@@ -542,6 +589,7 @@ impl Driver {
             match stream.poll_read(cx, buf) {
                 Polled::Received(n) => {
                     let now = self.now();
+                    self.counters[link.index()].1 += n as u64;
                     self.modem
                         .net_event(link, NetEvent::Received(&buf[..n]), now);
                     true
@@ -574,6 +622,7 @@ impl Driver {
             };
             match socket.poll_read(cx, buf) {
                 Some((n, from)) => {
+                    self.counters[link.index()].1 += n as u64;
                     let event = NetEvent::Datagram {
                         from,
                         bytes: &buf[..n],
@@ -651,6 +700,10 @@ impl Driver {
                 keep_alive_s,
             } => {
                 self.drop_link(link);
+                self.counters[link.index()] = (0, 0);
+                if self.fail_connect(link) {
+                    return;
+                }
                 let kind = match &transport {
                     Transport::Tcp => "",
                     Transport::Tls(_) => " tls",
@@ -675,11 +728,13 @@ impl Driver {
                 };
             }
             NetAction::Send { link, bytes } => {
+                self.counters[link.index()].0 += bytes.len() as u64;
                 if let LinkIo::Open(stream) = &mut self.links[link.index()] {
                     stream.send(bytes);
                 }
             }
             NetAction::SendTo { link, to, bytes } => {
+                self.counters[link.index()].0 += bytes.len() as u64;
                 if let LinkIo::Udp(socket) = &mut self.links[link.index()] {
                     socket.send(to, bytes);
                 }
@@ -725,6 +780,138 @@ impl Driver {
                 self.drop_link(link);
             }
         }
+    }
+
+    /// Requests of the control API.
+    fn poll_requests(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(requests) = self.requests.as_mut() else {
+            return false;
+        };
+        let Poll::Ready(Some(request)) = requests.poll_recv(cx) else {
+            return false;
+        };
+        match request {
+            Request::Inspect(reply) => {
+                let _ = reply.send(self.info());
+            }
+            Request::Fault(fault, reply) => {
+                let result = self.fault(fault);
+                let _ = reply.send(result);
+            }
+            Request::Unstall(link) => self.stalled[link.index()] = false,
+        }
+        true
+    }
+
+    fn info(&self) -> ModemInfo {
+        let links = self
+            .modem
+            .link_status()
+            .into_iter()
+            .map(|status| {
+                let (sent, received) = self.counters[status.link.index()];
+                LinkInfo {
+                    link: control::link_name(status.link),
+                    state: status.state,
+                    peer: status.peer,
+                    bytes_sent: sent,
+                    bytes_received: received,
+                }
+            })
+            .collect();
+        ModemInfo {
+            id: self.registration.as_ref().map_or(0, |r| r.id),
+            port: self.port_name.clone(),
+            firmware: self.firmware,
+            station: self
+                .modem
+                .station_ssid()
+                .map(|ssid| String::from_utf8_lossy(ssid).into_owned()),
+            links,
+        }
+    }
+
+    /// Carries out a fault: the core's go to the core, the network's and
+    /// the port's pacing are the driver's.
+    fn fault(&mut self, fault: ControlFault) -> Result<(), String> {
+        let now = self.now();
+        if let Some(core_fault) = fault.core_fault() {
+            self.modem.inject(core_fault, now);
+            return Ok(());
+        }
+        match fault {
+            ControlFault::ChunkOutput { bytes, delay_ms } => {
+                self.chunking = (bytes > 0).then(|| (bytes, Duration::from_millis(delay_ms)));
+                self.write_pause = None;
+            }
+            ControlFault::Reset { link } => {
+                let link = link.0;
+                if matches!(self.links[link.index()], LinkIo::None) {
+                    return Err(format!("{} has no connection", control::link_name(link)));
+                }
+                self.note(link, "reset (fault)");
+                self.drop_link(link);
+                self.modem.net_event(link, NetEvent::Closed, now);
+            }
+            ControlFault::Stall { link, ms } => {
+                let link = link.0;
+                self.stalled[link.index()] = true;
+                self.note(link, &format!("stalled for {ms} ms (fault)"));
+                if let Some(registration) = &self.registration {
+                    let requests = registration.requests.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        let _ = requests.send(Request::Unstall(link));
+                    });
+                }
+            }
+            ControlFault::FailConnect { link, how } => {
+                self.fail_connects.push((link.map(|l| l.0), how));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// A connect a fault makes fail: the core hears what a real failure
+    /// would have said. Returns whether there was one.
+    fn fail_connect(&mut self, link: Link) -> bool {
+        let Some(at) = self
+            .fail_connects
+            .iter()
+            .position(|(l, _)| l.is_none_or(|l| l == link))
+        else {
+            return false;
+        };
+        let (_, how) = self.fail_connects.remove(at);
+        let now = self.now();
+        let reason = match how {
+            FailHow::Refused => "connection refused (fault)".to_string(),
+            FailHow::Dns => "failed to lookup address information (fault)".to_string(),
+            FailHow::Tls => "TLS handshake failed (fault)".to_string(),
+            FailHow::HttpStatus(status) if matches!(link, Link::Ws(_)) => {
+                // A server that answers the handshake with `status`.
+                let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
+                self.note(
+                    link,
+                    &format!("connect answered with HTTP {status} (fault)"),
+                );
+                let event = NetEvent::Connected {
+                    local: nowhere,
+                    remote: nowhere,
+                };
+                self.modem.net_event(link, event, now);
+                let response = format!("HTTP/1.1 {status} Fault\r\nContent-Length: 0\r\n\r\n");
+                self.modem
+                    .net_event(link, NetEvent::Received(response.as_bytes()), now);
+                self.modem.net_event(link, NetEvent::Closed, now);
+                return true;
+            }
+            FailHow::HttpStatus(_) => "connection refused (fault)".to_string(),
+        };
+        self.note(link, &format!("connect failed: {reason}"));
+        self.modem.net_event(link, NetEvent::Failed(reason), now);
+        true
     }
 
     /// Ends the link's connection: an attempt is aborted, an open stream

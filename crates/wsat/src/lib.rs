@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 #![warn(unreachable_pub)]
 
+pub mod control;
 pub mod driver;
 pub mod echo_server;
 mod net;

@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::EnvFilter;
+use wsat::control;
 use wsat::driver::Settings;
 use wsat::echo_server;
 use wsat::pki::PkiStore;
@@ -100,6 +101,11 @@ struct Cli {
     #[arg(long)]
     tls_verify_hostname: bool,
 
+    /// Serve the control API (HTTP + JSON: modems, links, faults) on ADDR,
+    /// e.g. 127.0.0.1:7700; see the README's "Faults on cue".
+    #[arg(long, value_name = "ADDR")]
+    control: Option<SocketAddr>,
+
     /// The ESP-AT release to be: its commands, ranges and AT+GMR
     /// (v3.2, v3.3, v4.0, v4.1, v5.0, master).
     #[arg(long, value_name = "RELEASE", default_value = "master", value_parser = parse_firmware)]
@@ -178,8 +184,13 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
             .with_context(|| format!("binding {addr}"))?;
         return Ok(echo_server::serve(listener).await?);
     }
+    let registry = match cli.control {
+        Some(addr) => Some(start_control(addr).await?),
+        None => None,
+    };
     let settings = Arc::new(Settings {
         options: modem_options(&cli),
+        registry,
         tls: TlsOptions {
             verify_hostname: cli.tls_verify_hostname,
         },
@@ -221,6 +232,28 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
     }
+}
+
+/// Binds the control API and serves it in the background.
+async fn start_control(addr: SocketAddr) -> anyhow::Result<Arc<control::Registry>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the control API at {addr}"))?;
+    let bound = listener.local_addr()?;
+    let reach = if bound.ip().is_loopback() {
+        "only this machine can reach it"
+    } else {
+        "reachable from other machines: anyone there can inject faults"
+    };
+    eprintln!("control API on http://{bound} ({reach})");
+    let registry = Arc::new(control::Registry::default());
+    let served = registry.clone();
+    tokio::spawn(async move {
+        if let Err(error) = control::serve(listener, served).await {
+            tracing::warn!(%error, "control API stopped");
+        }
+    });
+    Ok(registry)
 }
 
 /// Every accepted connection is a modem of its own, up to `max_modems`.

@@ -4,6 +4,7 @@
 mod accept;
 mod bad_input;
 mod boundary;
+mod control;
 mod flow_control;
 mod many_modems;
 mod pacing;

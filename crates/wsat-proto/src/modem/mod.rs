@@ -460,6 +460,18 @@ pub enum Log {
     Dropped(u64),
 }
 
+/// A link as [`Modem::link_status`] shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkStatus {
+    /// Which.
+    pub link: Link,
+    /// `connecting`, `open`, `lost`, `closing` (WebSocket), `connecting`,
+    /// `open`, `closed by peer` (sockets: data still to read).
+    pub state: &'static str,
+    /// The URI (WebSocket) or `TCP 192.0.2.7:80` (sockets).
+    pub peer: String,
+}
+
 /// Payload bytes in a [`Log::Frame`].
 pub const LOG_PREVIEW: usize = 16;
 
@@ -883,6 +895,35 @@ impl Modem {
     /// Whether a reset is under way (input is lost until `ready`).
     pub fn restarting(&self) -> bool {
         matches!(self.input, Input::Restarting { .. })
+    }
+
+    /// The links that exist now, for a control API (inspection only).
+    ///
+    /// May change after any call of step 1.
+    pub fn link_status(&self) -> Vec<LinkStatus> {
+        let mut links = Vec::new();
+        for id in 0..LINK_COUNT as LinkId {
+            if let Some((code, uri)) = self.link_summary(id) {
+                let state = ["closed", "connecting", "open", "lost", "closing"][usize::from(code)];
+                links.push(LinkStatus {
+                    link: Link::Ws(id),
+                    state,
+                    peer: String::from_utf8_lossy(&uri).into_owned(),
+                });
+            }
+        }
+        links.extend(self.socket_status_list());
+        links
+    }
+
+    /// The SSID of the AP the station is associated with, if it is.
+    ///
+    /// May change after any call of step 1.
+    pub fn station_ssid(&self) -> Option<&[u8]> {
+        match self.settings.station {
+            wifi::Station::Associated(ap) => Some(&self.options.wifi.access_points[ap].ssid),
+            _ => None,
+        }
     }
 
     /// Host input taken but not acted on yet (for tests and metrics; the

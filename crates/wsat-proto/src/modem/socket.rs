@@ -621,6 +621,25 @@ impl Modem {
         }
     }
 
+    /// The socket links for [`Modem::link_status`].
+    pub(super) fn socket_status_list(&self) -> Vec<super::LinkStatus> {
+        let mut links = Vec::new();
+        for (id, s) in self.sockets.slots.iter().enumerate() {
+            let Some(s) = s else { continue };
+            let state = match (s.connecting, s.peer_closed) {
+                (Some(_), _) => "connecting",
+                (None, true) => "closed by peer",
+                (None, false) => "open",
+            };
+            links.push(super::LinkStatus {
+                link: Link::Socket(id as LinkId),
+                state,
+                peer: format!("{} {}", s.kind.name(s.v6), s.remote),
+            });
+        }
+        links
+    }
+
     /// `STATUS:3` while a link is up, `4` once all that were opened closed.
     pub(super) fn socket_status(&self) -> Option<u8> {
         if (0..SOCKET_COUNT as LinkId).any(|id| self.sockets.connected(id).is_some()) {
