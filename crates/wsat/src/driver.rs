@@ -20,6 +20,7 @@ use wsat_proto::{
 use crate::control::{self, ControlFault, FailHow, LinkInfo, ModemInfo, Registration, Request};
 use crate::net::{self, Conn, Connected, Datagrams, Opened, Polled, Stream, Target};
 use crate::pki::PkiStore;
+use crate::scenario::{self, Scenario, Verdict};
 use crate::tls::TlsOptions;
 use crate::trace::{ModemTrace, Tracer};
 use crate::transport::pacing::PaceRate;
@@ -39,6 +40,9 @@ pub struct Settings {
     pub server_ip: Option<IpAddr>,
     /// `--control`: every modem registers here and takes its requests.
     pub registry: Option<Arc<control::Registry>>,
+    /// `--scenario`: every modem runs it; verdicts go to `verdicts`.
+    pub scenario: Option<Arc<Scenario>>,
+    pub verdicts: Option<mpsc::UnboundedSender<(String, Verdict)>>,
 }
 
 /// Applies `AT+UART_CUR`/`AT+UART_DEF` to the AT port: its pacing or the
@@ -196,6 +200,10 @@ where
         fail_connects: Vec::new(),
         chunking: None,
         write_pause: None,
+        scenario: settings.scenario.clone().map(|s| scenario::Run::new(s, 0)),
+        scenario_timer: Box::pin(tokio::time::sleep_until(far_future())),
+        scenario_at: None,
+        verdicts: settings.verdicts.clone(),
         attempts: 0,
         tls: settings.tls.clone(),
         connected_tx,
@@ -209,6 +217,9 @@ where
         timer_at: None,
     };
     let result = driver.run(reader, writer).await;
+    // The host left: a verdict still open is known now.
+    let now = driver.now();
+    driver.verdict(now, true);
     for link in driver.links {
         if let LinkIo::Connecting { task, .. } = link {
             task.abort();
@@ -283,6 +294,11 @@ struct Driver {
     /// Host output in pieces of this size, this far apart.
     chunking: Option<(usize, Duration)>,
     write_pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// `--scenario`: this modem's run of it, and its timer.
+    scenario: Option<scenario::Run>,
+    scenario_timer: Pin<Box<tokio::time::Sleep>>,
+    scenario_at: Option<u64>,
+    verdicts: Option<mpsc::UnboundedSender<(String, Verdict)>>,
     attempts: u64,
     tls: TlsOptions,
     connected_tx: mpsc::UnboundedSender<Connected>,
@@ -346,6 +362,7 @@ impl Driver {
             moved |= self.poll_connects(cx);
             moved |= self.poll_answers(cx);
             moved |= self.poll_requests(cx);
+            moved |= self.poll_scenario(cx);
             moved |= self.poll_accept(cx);
             self.collect();
             for link in Link::all() {
@@ -435,6 +452,9 @@ impl Driver {
                     }
                     if let Some(trace) = &self.trace {
                         trace.at_rx(bytes);
+                    }
+                    if let Some(run) = &mut self.scenario {
+                        run.host_bytes(bytes);
                     }
                     let now = self.now();
                     self.modem.host_input(bytes, now);
@@ -801,6 +821,66 @@ impl Driver {
             Request::Unstall(link) => self.stalled[link.index()] = false,
         }
         true
+    }
+
+    /// The scenario's steps that are due, and its verdict once known.
+    fn poll_scenario(&mut self, cx: &mut Context<'_>) -> bool {
+        let Some(run) = self.scenario.as_mut() else {
+            return false;
+        };
+        let now = self.start.elapsed().as_millis() as u64;
+        let received = self.counters.iter().map(|(_, r)| r).sum();
+        let open: Vec<Link> = self
+            .modem
+            .link_status()
+            .into_iter()
+            .filter(|s| s.state == "open")
+            .map(|s| s.link)
+            .collect();
+        let is_open = |link: control::LinkName| open.contains(&link.0);
+        let seen = scenario::Observed {
+            now,
+            received,
+            open: &is_open,
+        };
+        let faults = run.due(&seen);
+        let deadline = run.deadline();
+        let moved = !faults.is_empty();
+        for fault in faults {
+            tracing::info!(?fault, "scenario step");
+            if let Err(error) = self.fault(fault) {
+                tracing::warn!(%error, "scenario step could not apply");
+            }
+        }
+        self.verdict(now, false);
+        if deadline != self.scenario_at {
+            self.scenario_at = deadline;
+            let at = match deadline {
+                Some(ms) => tokio::time::Instant::from_std(self.start + Duration::from_millis(ms)),
+                None => far_future(),
+            };
+            self.scenario_timer.as_mut().reset(at);
+        }
+        if deadline.is_some() && self.scenario_timer.as_mut().poll(cx).is_ready() {
+            self.scenario_at = None;
+            return true;
+        }
+        moved
+    }
+
+    /// Sends this modem's verdict, once it has one.
+    fn verdict(&mut self, now: u64, ended: bool) {
+        let Some(verdict) = self
+            .scenario
+            .as_mut()
+            .and_then(|run| run.take_verdict(now, ended))
+        else {
+            return;
+        };
+        tracing::info!(?verdict, port = %self.port_name, "scenario verdict");
+        if let Some(verdicts) = &self.verdicts {
+            let _ = verdicts.send((self.port_name.clone(), verdict));
+        }
     }
 
     fn info(&self) -> ModemInfo {

@@ -12,6 +12,7 @@ pub mod echo_server;
 mod net;
 mod ping;
 pub mod pki;
+pub mod scenario;
 pub mod tls;
 pub mod trace;
 pub mod transport;

@@ -13,6 +13,7 @@ use wsat::control;
 use wsat::driver::Settings;
 use wsat::echo_server;
 use wsat::pki::PkiStore;
+use wsat::scenario::{Scenario, Verdict};
 use wsat::tls::TlsOptions;
 use wsat::trace::Tracer;
 use wsat::transport;
@@ -106,6 +107,11 @@ struct Cli {
     #[arg(long, value_name = "ADDR")]
     control: Option<SocketAddr>,
 
+    /// Run the faults of a YAML scenario file; with an `expect:` part, the
+    /// first modem's verdict ends the process (exit code 0 or 1).
+    #[arg(long, value_name = "FILE")]
+    scenario: Option<PathBuf>,
+
     /// The ESP-AT release to be: its commands, ranges and AT+GMR
     /// (v3.2, v3.3, v4.0, v4.1, v5.0, master).
     #[arg(long, value_name = "RELEASE", default_value = "master", value_parser = parse_firmware)]
@@ -188,9 +194,20 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
         Some(addr) => Some(start_control(addr).await?),
         None => None,
     };
+    let scenario = match &cli.scenario {
+        Some(path) => {
+            Some(Arc::new(Scenario::load(path).map_err(|e| {
+                anyhow::anyhow!("scenario {}: {e}", path.display())
+            })?))
+        }
+        None => None,
+    };
+    let (verdicts_tx, mut verdicts) = tokio::sync::mpsc::unbounded_channel();
     let settings = Arc::new(Settings {
         options: modem_options(&cli),
         registry,
+        scenario,
+        verdicts: Some(verdicts_tx),
         tls: TlsOptions {
             verify_hostname: cli.tls_verify_hostname,
         },
@@ -227,10 +244,27 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
     };
     // SIGINT/SIGTERM end the modem(s) cleanly: a pty's symlink is removed.
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-    tokio::select! {
+    let result = tokio::select! {
         result = serve => result,
+        Some(verdict) = verdicts.recv() => return conclude(verdict),
         _ = tokio::signal::ctrl_c() => Ok(()),
         _ = term.recv() => Ok(()),
+    };
+    // A modem that ended with the port has its verdict in already.
+    match verdicts.try_recv() {
+        Ok(verdict) => conclude(verdict),
+        Err(_) => result,
+    }
+}
+
+/// A scenario's verdict ends the run: exit code 0 or 1.
+fn conclude((port, verdict): (String, Verdict)) -> anyhow::Result<()> {
+    match verdict {
+        Verdict::Passed => {
+            eprintln!("scenario passed ({port})");
+            Ok(())
+        }
+        Verdict::Failed(why) => Err(anyhow::anyhow!("scenario failed ({port}): {why}")),
     }
 }
 
