@@ -152,6 +152,15 @@ pub(crate) enum ControlFault {
         link: LinkName,
         ms: u64,
     },
+    /// The link's traffic (TCP, TLS) is delayed by `latency_ms` each way
+    /// and capped at `bytes_per_s`; both 0 or absent: back to normal.
+    Shape {
+        link: LinkName,
+        #[serde(default)]
+        latency_ms: u64,
+        #[serde(default)]
+        bytes_per_s: u64,
+    },
     /// The next connect (of `link`, or of any link) fails so.
     FailConnect {
         #[serde(default)]

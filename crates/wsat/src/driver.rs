@@ -945,6 +945,27 @@ impl Driver {
                     });
                 }
             }
+            ControlFault::Shape {
+                link,
+                latency_ms,
+                bytes_per_s,
+            } => {
+                let link = link.0;
+                let LinkIo::Open(stream) = &mut self.links[link.index()] else {
+                    return Err(format!(
+                        "{} has no stream to shape (UDP links and links without a connection have none)",
+                        control::link_name(link)
+                    ));
+                };
+                stream.shape(crate::shape::Shape {
+                    latency: Duration::from_millis(latency_ms),
+                    bytes_per_s: (bytes_per_s > 0).then_some(bytes_per_s),
+                });
+                self.note(
+                    link,
+                    &format!("shaped: {latency_ms} ms, {bytes_per_s} B/s (0: no cap) (fault)"),
+                );
+            }
             ControlFault::FailConnect { link, how } => {
                 self.fail_connects.push((link.map(|l| l.0), how));
             }

@@ -13,6 +13,7 @@ mod net;
 mod ping;
 pub mod pki;
 pub mod scenario;
+mod shape;
 pub mod tls;
 pub mod trace;
 pub mod transport;

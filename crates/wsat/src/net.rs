@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 use wsat_proto::{Link, Transport};
 
+use crate::shape::{Shape, ShapeHandle, Shaped};
 use crate::tls::{self, TlsOptions};
 
 /// How long a closed connection may take to write what was queued before
@@ -222,6 +223,8 @@ pub(crate) enum Polled {
 /// An open connection: the stream and the sends not yet written.
 pub(crate) struct Stream {
     io: Box<dyn Io>,
+    /// Set once a `shape` fault wrapped `io`.
+    shape: Option<ShapeHandle>,
     sends: VecDeque<Vec<u8>>,
     /// Bytes of `sends[0]` already written.
     written: usize,
@@ -237,12 +240,27 @@ impl Stream {
     pub(crate) fn new(io: Box<dyn Io>) -> Stream {
         Stream {
             io,
+            shape: None,
             sends: VecDeque::new(),
             written: 0,
             unflushed: false,
             read_done: false,
             ended: false,
         }
+    }
+
+    /// Delays and paces the traffic from now on (the `shape` fault).
+    pub(crate) fn shape(&mut self, shape: Shape) {
+        if let Some(handle) = &self.shape {
+            *handle.lock().unwrap_or_else(|e| e.into_inner()) = shape;
+            return;
+        }
+        let handle = std::sync::Arc::new(std::sync::Mutex::new(shape));
+        let placeholder: Box<dyn Io> =
+            Box::new(tokio::io::join(tokio::io::empty(), tokio::io::sink()));
+        let io = std::mem::replace(&mut self.io, placeholder);
+        self.io = Box::new(Shaped::new(io, handle.clone()));
+        self.shape = Some(handle);
     }
 
     pub(crate) fn send(&mut self, bytes: Vec<u8>) {

@@ -197,3 +197,42 @@ async fn bad_requests_get_a_clear_error() {
     let answer = http::get(wsat.control, "/nothing").await;
     assert_eq!(answer.status, 404);
 }
+
+#[tokio::test]
+async fn a_shaped_link_is_late_both_ways() {
+    let (wsat, mut host) = setup(&[]).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    host.send(format!("AT+CIPSTART=\"TCP\",\"127.0.0.1\",{port}\r\n").as_bytes())
+        .await;
+    let (mut peer, _) = listener.accept().await.unwrap();
+    host.expect(b"CONNECT\r\n\r\nOK\r\n").await;
+    wsat.fault(1, r#"{"fault":"shape","link":"socket0","latency_ms":200}"#)
+        .await;
+    let sent = Instant::now();
+    tokio::io::AsyncWriteExt::write_all(&mut peer, b"late")
+        .await
+        .unwrap();
+    host.expect(b"\r\n+IPD,4:late\r\n").await;
+    assert!(sent.elapsed() >= Duration::from_millis(200));
+    host.send(b"AT+CIPSEND=3\r\n").await;
+    host.expect(b"\r\nOK\r\n\r\n>").await;
+    let sent = Instant::now();
+    host.send(b"abc").await;
+    host.expect(b"\r\nRecv 3 bytes\r\n\r\nSEND OK\r\n").await;
+    let mut got = [0u8; 3];
+    tokio::io::AsyncReadExt::read_exact(&mut peer, &mut got)
+        .await
+        .unwrap();
+    assert_eq!(&got, b"abc");
+    assert!(sent.elapsed() >= Duration::from_millis(200));
+    // UDP links have no stream to shape.
+    host.at("AT+CIPCLOSE", b"CLOSED\r\n\r\nOK\r\n").await;
+    let answer = http::post(
+        wsat.control,
+        "/modems/1/faults",
+        r#"{"fault":"shape","link":"socket0","latency_ms":5}"#,
+    )
+    .await;
+    assert_eq!(answer.status, 409, "{}", answer.body);
+}
