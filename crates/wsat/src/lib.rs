@@ -9,6 +9,7 @@
 pub mod driver;
 pub mod echo_server;
 mod net;
+pub mod pcap;
 mod ping;
 pub mod pki;
 pub mod tls;
