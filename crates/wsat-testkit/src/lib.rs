@@ -2,7 +2,8 @@
 //! `--tcp 127.0.0.1:0` ([`Wsat`], launched by [`rig::Proc`]), a host talking
 //! to it byte for byte ([`Host`]), and servers on 127.0.0.1:0: wsat's echo
 //! server ([`echo_server`]), a raw-frame server ([`raw`]) and TLS servers
-//! with certificates made at test time ([`tls`]).
+//! with certificates made at test time ([`tls`]), plain TCP and UDP echo
+//! peers and tshark to read captures back ([`tshark`]).
 //!
 //! A dev-dependency of `wsat`: its integration tests and its TLS unit tests
 //! use it. Nothing here is published.
@@ -11,6 +12,7 @@ pub mod http;
 pub mod raw;
 pub mod rig;
 pub mod tls;
+pub mod tshark;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -19,6 +20,7 @@ use wsat_proto::{
 
 use crate::control::{self, ControlFault, FailHow, LinkInfo, ModemInfo, Registration, Request};
 use crate::net::{self, Conn, Connected, Datagrams, Opened, Polled, Stream, Target};
+use crate::pcap::{ModemPcap, Pcap};
 use crate::pki::PkiStore;
 use crate::scenario::{self, Scenario, Verdict};
 use crate::tls::TlsOptions;
@@ -32,6 +34,8 @@ pub struct Settings {
     pub options: ModemOptions,
     /// `--trace`: every modem logs its AT bytes and link frames here.
     pub tracer: Option<Arc<Tracer>>,
+    /// `--pcap`: every modem's AT port and link plaintext go here.
+    pub pcap: Option<Arc<Pcap>>,
     pub tls: TlsOptions,
     /// Where `AT+SYSMFG` keeps certificates; `None`: an empty store that
     /// refuses writes.
@@ -164,7 +168,11 @@ where
     if let Some(uart) = port.uart {
         options.uart = uart;
     }
-    let trace = settings.tracer.as_ref().map(|t| t.modem(&port.name));
+    // One number per modem, the same in the trace and the capture.
+    static MODEMS: AtomicU64 = AtomicU64::new(1);
+    let n = MODEMS.fetch_add(1, Ordering::Relaxed);
+    let trace = settings.tracer.as_ref().map(|t| t.modem(n, &port.name));
+    let pcap = settings.pcap.as_ref().map(|p| p.modem(n));
     options.log_frames = trace.is_some() || tracing::enabled!(tracing::Level::DEBUG);
     let modem = Modem::new(
         options,
@@ -211,6 +219,7 @@ where
         control: port.control,
         opened: port.opened,
         trace,
+        pcap,
         host_open: true,
         unflushed: false,
         timer: Box::pin(tokio::time::sleep_until(far_future())),
@@ -306,6 +315,7 @@ struct Driver {
     control: Option<Box<dyn UartControl>>,
     opened: Option<mpsc::UnboundedReceiver<()>>,
     trace: Option<ModemTrace>,
+    pcap: Option<ModemPcap>,
     /// The host has not closed the port.
     host_open: bool,
     /// Host output written but not flushed (stdout buffers).
@@ -419,6 +429,9 @@ impl Driver {
         if let Some(trace) = &self.trace {
             trace.at_tx(&out[..n]);
         }
+        if let Some(pcap) = &mut self.pcap {
+            pcap.at_tx(&out[..n]);
+        }
         self.unflushed = true;
         let now = self.now();
         self.modem.advance_host_output(n, now);
@@ -455,6 +468,9 @@ impl Driver {
                     }
                     if let Some(run) = &mut self.scenario {
                         run.host_bytes(bytes);
+                    }
+                    if let Some(pcap) = &mut self.pcap {
+                        pcap.at_rx(bytes);
                     }
                     let now = self.now();
                     self.modem.host_input(bytes, now);
@@ -506,6 +522,9 @@ impl Driver {
                 local,
                 remote,
             }) => {
+                if let Some(pcap) = &mut self.pcap {
+                    pcap.connected(link, local, remote, matches!(conn, Conn::Udp(_)));
+                }
                 *slot = match conn {
                     Conn::Stream(io) => LinkIo::Open(Stream::new(io)),
                     Conn::Udp(socket) => LinkIo::Udp(Datagrams::new(socket)),
@@ -562,6 +581,9 @@ impl Driver {
         match self.modem.accept(local, remote, now) {
             Some(link) => {
                 self.drop_link(link);
+                if let Some(pcap) = &mut self.pcap {
+                    pcap.accepted(link, local, remote);
+                }
                 self.links[link.index()] = LinkIo::Open(Stream::new(Box::new(tcp)));
                 self.note(link, &format!("accepted {remote}"));
             }
@@ -608,6 +630,9 @@ impl Driver {
             let buf = &mut buf[..room.min(READ_SIZE)];
             match stream.poll_read(cx, buf) {
                 Polled::Received(n) => {
+                    if let Some(pcap) = &mut self.pcap {
+                        pcap.received(link, &buf[..n]);
+                    }
                     let now = self.now();
                     self.counters[link.index()].1 += n as u64;
                     self.modem
@@ -643,6 +668,9 @@ impl Driver {
             match socket.poll_read(cx, buf) {
                 Some((n, from)) => {
                     self.counters[link.index()].1 += n as u64;
+                    if let Some(pcap) = &mut self.pcap {
+                        pcap.datagram(link, from, &buf[..n]);
+                    }
                     let event = NetEvent::Datagram {
                         from,
                         bytes: &buf[..n],
@@ -658,6 +686,9 @@ impl Driver {
     fn link_ended(&mut self, link: Link) {
         if let Some(trace) = &self.trace {
             trace.link_note(link, "closed by the network");
+        }
+        if let Some(pcap) = &mut self.pcap {
+            pcap.peer_closed(link);
         }
         let now = self.now();
         self.modem.net_event(link, NetEvent::Closed, now);
@@ -750,12 +781,18 @@ impl Driver {
             NetAction::Send { link, bytes } => {
                 self.counters[link.index()].0 += bytes.len() as u64;
                 if let LinkIo::Open(stream) = &mut self.links[link.index()] {
+                    if let Some(pcap) = &mut self.pcap {
+                        pcap.sent(link, &bytes);
+                    }
                     stream.send(bytes);
                 }
             }
             NetAction::SendTo { link, to, bytes } => {
                 self.counters[link.index()].0 += bytes.len() as u64;
                 if let LinkIo::Udp(socket) = &mut self.links[link.index()] {
+                    if let Some(pcap) = &mut self.pcap {
+                        pcap.sent_to(link, to, &bytes);
+                    }
                     socket.send(to, bytes);
                 }
             }
@@ -1018,6 +1055,9 @@ impl Driver {
     /// Ends the link's connection: an attempt is aborted, an open stream
     /// writes what was queued and closes on its own.
     fn drop_link(&mut self, link: Link) {
+        if let Some(pcap) = &mut self.pcap {
+            pcap.closed(link);
+        }
         match std::mem::take(&mut self.links[link.index()]) {
             LinkIo::None | LinkIo::Udp(_) => {}
             LinkIo::Connecting { task, .. } => task.abort(),

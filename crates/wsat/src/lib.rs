@@ -10,6 +10,7 @@ pub mod control;
 pub mod driver;
 pub mod echo_server;
 mod net;
+pub mod pcap;
 mod ping;
 pub mod pki;
 pub mod scenario;

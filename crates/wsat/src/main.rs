@@ -12,6 +12,7 @@ use tracing_subscriber::EnvFilter;
 use wsat::control;
 use wsat::driver::Settings;
 use wsat::echo_server;
+use wsat::pcap::Pcap;
 use wsat::pki::PkiStore;
 use wsat::scenario::{Scenario, Verdict};
 use wsat::tls::TlsOptions;
@@ -91,6 +92,12 @@ struct Cli {
     /// timestamped, for a person to read.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
+
+    /// Write a PcapNG capture to FILE for Wireshark/tshark: every modem's
+    /// AT port as a TCP stream to 192.0.2.2:23, and every link's plaintext
+    /// (WebSocket frames of wss:// in clear) between its real addresses.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
 
     /// Where `AT+SYSMFG` keeps TLS certificates and keys, one PEM file per
     /// entry [default: $XDG_DATA_HOME/wsat/pki or ~/.local/share/wsat/pki].
@@ -217,6 +224,13 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
             Some(path) => Some(
                 Tracer::create(path)
                     .with_context(|| format!("creating the trace {}", path.display()))?,
+            ),
+            None => None,
+        },
+        pcap: match &cli.pcap {
+            Some(path) => Some(
+                Pcap::create(path)
+                    .with_context(|| format!("creating the capture {}", path.display()))?,
             ),
             None => None,
         },

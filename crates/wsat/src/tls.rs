@@ -31,7 +31,7 @@
 //! mbedTLS in ESP-AT would.
 use std::io;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::{verify_server_name, WebPkiServerVerifier};
@@ -111,6 +111,9 @@ fn client_config(
         None => builder.with_no_client_auth(),
     };
     config.alpn_protocols = policy.alpn.clone();
+    if std::env::var_os("SSLKEYLOGFILE").is_some() {
+        config.key_log = key_log();
+    }
     // One name is both sent (SNI) and checked: the configured one first.
     let host = policy
         .sni
@@ -132,6 +135,16 @@ fn client_config(
         },
     };
     Ok((config, server_name))
+}
+
+/// `SSLKEYLOGFILE`, as curl and browsers honour it: every TLS link's
+/// secrets are appended to that file (NSS key log format), so a capture of
+/// the real TLS traffic can be decrypted. One file for the process.
+fn key_log() -> Arc<dyn rustls::KeyLog> {
+    static KEY_LOG: OnceLock<Arc<rustls::KeyLogFile>> = OnceLock::new();
+    KEY_LOG
+        .get_or_init(|| Arc::new(rustls::KeyLogFile::new()))
+        .clone()
 }
 
 fn invalid(message: String) -> io::Error {

@@ -22,7 +22,6 @@ use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{self, BufWriter, Write as _};
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use time::format_description::BorrowedFormatItem;
@@ -34,7 +33,6 @@ use wsat_proto::{Direction, Link, UartConfig, LOG_PREVIEW};
 /// The trace file, shared by every modem of the process.
 pub struct Tracer {
     file: Mutex<BufWriter<File>>,
-    next_modem: AtomicU64,
 }
 
 impl Tracer {
@@ -42,13 +40,11 @@ impl Tracer {
         let file = File::create(path)?;
         Ok(Arc::new(Tracer {
             file: Mutex::new(BufWriter::new(file)),
-            next_modem: AtomicU64::new(1),
         }))
     }
 
-    /// The trace of a new modem on `port` (e.g. `tcp 127.0.0.1:40000`).
-    pub(crate) fn modem(self: &Arc<Self>, port: &str) -> ModemTrace {
-        let id = self.next_modem.fetch_add(1, Ordering::Relaxed);
+    /// The trace of modem `id` on `port` (e.g. `tcp 127.0.0.1:40000`).
+    pub(crate) fn modem(self: &Arc<Self>, id: u64, port: &str) -> ModemTrace {
         let trace = ModemTrace {
             tracer: self.clone(),
             id,

@@ -126,9 +126,11 @@ async fn a_stalled_socket_delivers_only_after_the_stall() {
         .await;
     let (mut peer, _) = listener.accept().await.unwrap();
     host.expect(b"CONNECT\r\n\r\nOK\r\n").await;
+    // The stall's 300 ms start when the modem takes the fault: before the
+    // API answers, after this.
+    let stalled = Instant::now();
     wsat.fault(1, r#"{"fault":"stall","link":"socket0","ms":300}"#)
         .await;
-    let stalled = Instant::now();
     tokio::io::AsyncWriteExt::write_all(&mut peer, b"late")
         .await
         .unwrap();

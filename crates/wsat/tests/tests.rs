@@ -8,6 +8,7 @@ mod control;
 mod flow_control;
 mod many_modems;
 mod pacing;
+mod pcap;
 mod python;
 mod scenario;
 mod semantics;
