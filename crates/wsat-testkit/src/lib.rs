@@ -2,11 +2,13 @@
 //! `--tcp 127.0.0.1:0` ([`Wsat`], launched by [`rig::Proc`]), a host talking
 //! to it byte for byte ([`Host`]), and servers on 127.0.0.1:0: wsat's echo
 //! server ([`echo_server`]), a raw-frame server ([`raw`]) and TLS servers
-//! with certificates made at test time ([`tls`]).
+//! with certificates made at test time ([`tls`]); `wsat peer` with a client
+//! for its control API and a raw WebSocket client ([`peer`]).
 //!
 //! A dev-dependency of `wsat`: its integration tests and its TLS unit tests
 //! use it. Nothing here is published.
 
+pub mod peer;
 pub mod raw;
 pub mod rig;
 pub mod tls;

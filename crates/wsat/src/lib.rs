@@ -6,9 +6,11 @@
 #![deny(unsafe_code)]
 #![warn(unreachable_pub)]
 
+pub mod control;
 pub mod driver;
 pub mod echo_server;
 mod net;
+pub mod peer;
 mod ping;
 pub mod pki;
 pub mod tls;

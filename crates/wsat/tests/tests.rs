@@ -7,6 +7,7 @@ mod boundary;
 mod flow_control;
 mod many_modems;
 mod pacing;
+mod peer;
 mod python;
 mod semantics;
 mod session;
