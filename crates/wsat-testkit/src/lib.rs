@@ -3,12 +3,15 @@
 //! to it byte for byte ([`Host`]), and servers on 127.0.0.1:0: wsat's echo
 //! server ([`echo_server`]), a raw-frame server ([`raw`]) and TLS servers
 //! with certificates made at test time ([`tls`]), plain TCP and UDP echo
-//! peers and tshark to read captures back ([`tshark`]).
+//! peers and tshark to read captures back ([`tshark`]), `wsat peer` with a
+//! client for its control API and a raw WebSocket client ([`peer`]), and an
+//! HTTP client for the JSON APIs ([`http`]).
 //!
 //! A dev-dependency of `wsat`: its integration tests and its TLS unit tests
 //! use it. Nothing here is published.
 
 pub mod http;
+pub mod peer;
 pub mod raw;
 pub mod rig;
 pub mod tls;

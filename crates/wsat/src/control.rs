@@ -18,12 +18,13 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot};
 use wsat_proto::{Fault, FaultAnswer, Link, ReportTime, LINK_COUNT, SOCKET_COUNT};
+
+use crate::http_api::{self, ApiError};
 
 /// How long the API waits for a modem's task to answer.
 const ANSWER_LIMIT: Duration = Duration::from_secs(5);
@@ -273,23 +274,8 @@ pub async fn serve(listener: tokio::net::TcpListener, registry: Arc<Registry>) -
         .route("/modems", get(list))
         .route("/modems/{id}", get(one))
         .route("/modems/{id}/faults", post(fault))
-        .fallback(|| async { error(StatusCode::NOT_FOUND, "no such route: see GET /modems") })
         .with_state(registry);
-    axum::serve(listener, app).await
-}
-
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    #[derive(Serialize)]
-    struct Error {
-        error: String,
-    }
-    (
-        status,
-        Json(Error {
-            error: message.into(),
-        }),
-    )
-        .into_response()
+    http_api::serve(listener, app).await
 }
 
 async fn inspect(registry: &Registry, id: u64) -> Option<ModemInfo> {
@@ -299,7 +285,7 @@ async fn inspect(registry: &Registry, id: u64) -> Option<ModemInfo> {
     tokio::time::timeout(ANSWER_LIMIT, rx).await.ok()?.ok()
 }
 
-async fn list(State(registry): State<Arc<Registry>>) -> Response {
+async fn list(State(registry): State<Arc<Registry>>) -> Json<Vec<ModemInfo>> {
     let mut modems = Vec::new();
     for id in registry.ids() {
         // A modem that ended meanwhile is left out.
@@ -307,54 +293,46 @@ async fn list(State(registry): State<Arc<Registry>>) -> Response {
             modems.push(info);
         }
     }
-    Json(modems).into_response()
+    Json(modems)
 }
 
-fn modem_id(text: &str) -> Result<u64, String> {
+fn modem_id(text: &str) -> Result<u64, ApiError> {
     text.parse()
-        .map_err(|_| format!("{text:?} is not a modem id"))
+        .map_err(|_| ApiError::bad_request(format!("{text:?} is not a modem id")))
 }
 
-async fn one(State(registry): State<Arc<Registry>>, Path(id): Path<String>) -> Response {
-    let id = match modem_id(&id) {
-        Ok(id) => id,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
+async fn one(
+    State(registry): State<Arc<Registry>>,
+    Path(id): Path<String>,
+) -> Result<Json<ModemInfo>, ApiError> {
+    let id = modem_id(&id)?;
     match inspect(&registry, id).await {
-        Some(info) => Json(info).into_response(),
-        None => error(StatusCode::NOT_FOUND, format!("no modem {id}")),
+        Some(info) => Ok(Json(info)),
+        None => Err(ApiError::not_found(format!("no modem {id}"))),
     }
 }
 
-/// The body parsed by hand, so a bad one gets 400 and serde's message
-/// (with line and column), not axum's plain-text rejection.
 async fn fault(
     State(registry): State<Arc<Registry>>,
     Path(id): Path<String>,
     body: Bytes,
-) -> Response {
-    let id = match modem_id(&id) {
-        Ok(id) => id,
-        Err(message) => return error(StatusCode::BAD_REQUEST, message),
-    };
-    let fault: ControlFault = match serde_json::from_slice(&body) {
-        Ok(fault) => fault,
-        Err(e) => return error(StatusCode::BAD_REQUEST, format!("bad fault: {e}")),
-    };
-    let Some(sender) = registry.sender(id) else {
-        return error(StatusCode::NOT_FOUND, format!("no modem {id}"));
-    };
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = modem_id(&id)?;
+    let fault: ControlFault = http_api::parse_body(&body)?;
+    let sender = registry
+        .sender(id)
+        .ok_or_else(|| ApiError::not_found(format!("no modem {id}")))?;
     let (tx, rx) = oneshot::channel();
-    if sender.send(Request::Fault(fault, tx)).is_err() {
-        return error(StatusCode::NOT_FOUND, format!("modem {id} has ended"));
-    }
+    sender
+        .send(Request::Fault(fault, tx))
+        .map_err(|_| ApiError::not_found(format!("modem {id} has ended")))?;
     match tokio::time::timeout(ANSWER_LIMIT, rx).await {
-        Ok(Ok(Ok(()))) => (StatusCode::OK, Json(serde_json::json!({"ok": true}))).into_response(),
-        Ok(Ok(Err(message))) => error(StatusCode::CONFLICT, message),
-        _ => error(
+        Ok(Ok(Ok(()))) => Ok(Json(serde_json::json!({"ok": true}))),
+        Ok(Ok(Err(message))) => Err(ApiError::conflict(message)),
+        _ => Err(ApiError::new(
             StatusCode::GATEWAY_TIMEOUT,
             format!("modem {id} did not answer"),
-        ),
+        )),
     }
 }
 

@@ -9,8 +9,10 @@
 pub mod control;
 pub mod driver;
 pub mod echo_server;
+pub mod http_api;
 mod net;
 pub mod pcap;
+pub mod peer;
 mod ping;
 pub mod pki;
 pub mod scenario;

@@ -1,5 +1,5 @@
 //! `wsat`: a WebSocket AT modem on stdio, TCP, a pty or a serial device, and
-//! an echo server to try it.
+//! an echo server to try it, and a scriptable WebSocket peer to test hosts with.
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use wsat::control;
 use wsat::driver::Settings;
 use wsat::echo_server;
 use wsat::pcap::Pcap;
+use wsat::peer;
 use wsat::pki::PkiStore;
 use wsat::scenario::{Scenario, Verdict};
 use wsat::tls::TlsOptions;
@@ -145,6 +146,24 @@ enum Command {
         #[arg(default_value = "127.0.0.1:8765")]
         addr: SocketAddr,
     },
+    /// A scriptable WebSocket peer to test host drivers with.
+    ///
+    /// It echoes by default. Its HTTP+JSON control API (`curl
+    /// http://127.0.0.1:8767/` lists the routes with example bodies) makes
+    /// it push messages of a given size and fragmentation, ping, close with
+    /// a code and reason, stall, drop TCP, or answer handshakes with a
+    /// stall, an HTTP status or a wrong accept key; it lists the
+    /// connections and logs what each received. See README, "A scriptable
+    /// peer".
+    Peer {
+        /// Address the WebSocket server listens on (port 0 picks one).
+        #[arg(default_value = "127.0.0.1:8766")]
+        addr: SocketAddr,
+        /// Address of the control API (port 0 picks one). It has no
+        /// authentication: keep it on 127.0.0.1.
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8767")]
+        control: SocketAddr,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -196,6 +215,12 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("binding {addr}"))?;
         return Ok(echo_server::serve(listener).await?);
+    }
+    if let Some(Command::Peer { addr, control }) = cli.command {
+        let (ws, control) = peer::bind(addr, control)
+            .await
+            .with_context(|| format!("binding {addr} and {control}"))?;
+        return Ok(peer::serve(ws, control).await?);
     }
     let registry = match cli.control {
         Some(addr) => Some(start_control(addr).await?),

@@ -104,6 +104,8 @@ pub(crate) struct Shaped {
     /// Written out of `tx` but not yet taken by `inner`.
     tx_pending: Vec<u8>,
     timer: Pin<Box<Sleep>>,
+    /// Where `timer` is set, while it has not fired.
+    armed: Option<Instant>,
 }
 
 impl Shaped {
@@ -117,15 +119,22 @@ impl Shaped {
             tx: Lane::new(),
             tx_pending: Vec::new(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
+            armed: None,
         }
     }
 
     /// Wakes the task at `at` (the earliest of what waits).
     fn wake_at(&mut self, cx: &mut Context<'_>, at: Instant) {
-        if at < self.timer.deadline() || self.timer.is_elapsed() {
+        let now = Instant::now();
+        if self.armed.is_none_or(|armed| at < armed || armed <= now) {
             self.timer.as_mut().reset(at);
+            self.armed = Some(at);
         }
-        let _ = self.timer.as_mut().poll(cx);
+        // A timer already due registers no wake-up: ask to be polled again.
+        if self.timer.as_mut().poll(cx).is_ready() {
+            self.armed = None;
+            cx.waker().wake_by_ref();
+        }
     }
 
     /// Moves due outgoing bytes into the wrapped stream.

@@ -9,6 +9,7 @@ mod flow_control;
 mod many_modems;
 mod pacing;
 mod pcap;
+mod peer;
 mod python;
 mod scenario;
 mod semantics;
