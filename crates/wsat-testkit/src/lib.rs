@@ -1,11 +1,12 @@
 //! Test support for wsat, in one place: the real `wsat` binary on
 //! `--tcp 127.0.0.1:0` ([`Wsat`], launched by [`rig::Proc`]), a host talking
 //! to it byte for byte ([`Host`]), and servers on 127.0.0.1:0: wsat's echo
-//! server ([`echo_server`]), a raw-frame server ([`raw`]) and TLS servers
-//! with certificates made at test time ([`tls`]), plain TCP and UDP echo
-//! peers and tshark to read captures back ([`tshark`]), `wsat peer` with a
-//! client for its control API and a raw WebSocket client ([`peer`]), and an
-//! HTTP client for the JSON APIs ([`http`]).
+//! server ([`echo_server`]), a raw-frame server ([`raw`]), TLS servers
+//! with certificates made at test time ([`tls`]), the TCP, UDP and
+//! slow-host peers of the socket links ([`sockets`]), plain TCP and UDP
+//! echo peers and tshark to read captures back ([`tshark`]), `wsat peer`
+//! with a client for its control API and a raw WebSocket client
+//! ([`peer`]), and an HTTP client for the JSON APIs ([`http`]).
 //!
 //! A dev-dependency of `wsat`: its integration tests and its TLS unit tests
 //! use it. Nothing here is published.
@@ -14,6 +15,7 @@ pub mod http;
 pub mod peer;
 pub mod raw;
 pub mod rig;
+pub mod sockets;
 pub mod tls;
 pub mod tshark;
 
@@ -42,6 +44,16 @@ impl Wsat {
 
     pub fn start_with(args: &[&str]) -> Wsat {
         Wsat::launch(&rig::Launch::default(), args)
+    }
+
+    /// [`Wsat::start_with`] with a certificate store of its own
+    /// (`--pki-dir` in a temporary directory, removed when it is dropped),
+    /// so a test never touches the user's store.
+    pub fn start_with_store(args: &[&str]) -> (Wsat, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut all = vec!["--pki-dir", dir.path().to_str().expect("a UTF-8 path")];
+        all.extend_from_slice(args);
+        (Wsat::start_with(&all), dir)
     }
 
     /// [`Wsat::start_with`] as `launch` says (fd limit, environment, stderr).

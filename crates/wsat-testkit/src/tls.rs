@@ -9,13 +9,13 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use rcgen::{date_time_ymd, BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::WebPkiClientVerifier;
+use rustls::server::{Acceptor, WebPkiClientVerifier};
 use rustls::{RootCertStore, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{Host, WAIT};
@@ -135,6 +135,94 @@ pub fn acceptor(leaf: &Leaf, client_ca: Option<&Ca>) -> TlsAcceptor {
         .with_single_cert(vec![leaf.cert.clone()], leaf.key.clone_key())
         .unwrap();
     TlsAcceptor::from(Arc::new(config))
+}
+
+/// What a [`TlsSocketServer`] saw of one client's TLS handshake.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// The SNI of the ClientHello (`None`: the client sent none).
+    pub sni: Option<String>,
+    /// The ALPN protocols the client offered, in order.
+    pub alpn: Vec<String>,
+}
+
+/// A completed handshake of a [`TlsSocketServer`].
+#[derive(Debug)]
+pub struct Handshake {
+    pub hello: Hello,
+    /// The client's end of the connection.
+    pub client: SocketAddr,
+}
+
+/// A TLS server on 127.0.0.1:0 for `"SSL"` socket links: raw bytes over
+/// TLS (no WebSocket), echoed back, as rustls (independent of wsat's code)
+/// serves them. Each connection's handshake is reported: what the
+/// ClientHello asked for, or why the handshake failed.
+pub struct TlsSocketServer {
+    pub port: u16,
+    handshakes: mpsc::UnboundedReceiver<Result<Handshake, String>>,
+}
+
+impl TlsSocketServer {
+    /// Presents `leaf`; with `client_ca`, demands a client certificate
+    /// issued by it.
+    pub async fn start(leaf: &Leaf, client_ca: Option<&Ca>) -> TlsSocketServer {
+        let config = acceptor(leaf, client_ca).config().clone();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (done, handshakes) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok((tcp, client)) = listener.accept().await {
+                let (config, done) = (config.clone(), done.clone());
+                tokio::spawn(async move {
+                    let start = match LazyConfigAcceptor::new(Acceptor::default(), tcp).await {
+                        Ok(start) => start,
+                        Err(error) => {
+                            let _ = done.send(Err(format!("ClientHello: {error}")));
+                            return;
+                        }
+                    };
+                    let hello = start.client_hello();
+                    let hello = Hello {
+                        sni: hello.server_name().map(str::to_owned),
+                        alpn: hello
+                            .alpn()
+                            .map(|protocols| {
+                                protocols
+                                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    };
+                    let mut tls = match start.into_stream(config).await {
+                        Ok(tls) => tls,
+                        Err(error) => {
+                            let _ = done.send(Err(format!("TLS: {error}")));
+                            return;
+                        }
+                    };
+                    let _ = done.send(Ok(Handshake { hello, client }));
+                    let mut buf = vec![0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = tls.read(&mut buf).await {
+                        if tls.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        TlsSocketServer { port, handshakes }
+    }
+
+    /// The next connection's handshake: `Ok` with what the client asked
+    /// for once it completed, `Err` with the server's reason if it failed.
+    pub async fn handshake(&mut self) -> Result<Handshake, String> {
+        timeout(WAIT, self.handshakes.recv())
+            .await
+            .expect("no TLS connection came")
+            .expect("server gone")
+    }
 }
 
 /// A rustls WebSocket echo server on 127.0.0.1:0 (tungstenite over
@@ -272,10 +360,14 @@ pub fn as_wss(ws_uri: &str) -> String {
     ws_uri.replacen("ws://", "wss://", 1)
 }
 
-/// The three `AT+SYSMFG` namespaces.
+/// The three `AT+SYSMFG` namespaces of `wss://` (`AT+WSCFG`).
 pub const CERT: &str = "wss_cert";
 pub const KEY: &str = "wss_key";
 pub const CA: &str = "wss_ca";
+/// The three of `"SSL"` socket links (`AT+CIPSSLCCONF`, esp-at-tcpip.md §3.13).
+pub const CLIENT_CERT: &str = "client_cert";
+pub const CLIENT_KEY: &str = "client_key";
+pub const CLIENT_CA: &str = "client_ca";
 
 impl Host {
     /// `AT+SYSMFG=2,"<namespace>","<namespace>.<index>",8,<len>`, the

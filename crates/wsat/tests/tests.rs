@@ -14,5 +14,6 @@ mod python;
 mod scenario;
 mod semantics;
 mod session;
+mod sockets;
 mod tls;
 mod transports;
