@@ -135,10 +135,10 @@ pub(crate) enum ControlFault {
         when: When,
     },
     /// The module restarts by itself.
-    Reboot,
+    Reboot {},
     /// The AP goes away / comes back.
-    ApLost,
-    ApBack,
+    ApLost {},
+    ApBack {},
     /// Host output in pieces of `bytes`, `delay_ms` apart (`bytes` 0: off).
     ChunkOutput {
         bytes: usize,
@@ -260,9 +260,9 @@ impl ControlFault {
                     When::InEcho => ReportTime::InNextEcho,
                 },
             },
-            ControlFault::Reboot => Fault::Reboot,
-            ControlFault::ApLost => Fault::ApLost,
-            ControlFault::ApBack => Fault::ApBack,
+            ControlFault::Reboot {} => Fault::Reboot,
+            ControlFault::ApLost {} => Fault::ApLost,
+            ControlFault::ApBack {} => Fault::ApBack,
             _ => return None,
         })
     }
@@ -371,16 +371,21 @@ mod tests {
                 how: FailHow::HttpStatus(503)
             }
         );
-        for bad in [
-            r#"{"fault":"reset","link":"ws3"}"#,
-            r#"{"fault":"reset","link":"socket"}"#,
-            r#"{"fault":"nope"}"#,
-            r#"{"fault":"reboot","extra":1}"#,
-            r#"{"fault":"report"}"#,
-            "{",
+        // A bad link name says which names there are (serde has buffered
+        // the tagged object by then, so no position); the rest say where.
+        for (bad, needle) in [
+            (
+                r#"{"fault":"reset","link":"ws3"}"#,
+                "ws0..ws2 or socket0..socket4",
+            ),
+            (r#"{"fault":"reset","link":"socket"}"#, "no link"),
+            (r#"{"fault":"nope"}"#, "line 1"),
+            (r#"{"fault":"reboot","extra":1}"#, "unknown field"),
+            (r#"{"fault":"report"}"#, "missing field `data`"),
+            ("{", "line 1"),
         ] {
             let error = serde_json::from_str::<ControlFault>(bad).unwrap_err();
-            assert!(error.to_string().contains("line"), "{bad}: {error}");
+            assert!(error.to_string().contains(needle), "{bad}: {error}");
         }
     }
 }

@@ -285,18 +285,18 @@ mod tests {
              - on: {connected: ws0}\n  do: {fault: reset, link: ws0}\n");
         assert_eq!(run.deadline(), Some(100));
         assert!(run.due(&seen(99, 0)).is_empty());
-        assert_eq!(run.due(&seen(100, 0)), [ControlFault::Reboot]);
+        assert_eq!(run.due(&seen(100, 0)), [ControlFault::Reboot {}]);
         assert_eq!(run.deadline(), None);
         run.host_bytes(b"AT\r\nAT+WSOPEN=0,\"ws://x\"\r");
         assert!(run.due(&seen(200, 0)).is_empty());
         assert_eq!(run.deadline(), Some(250));
-        assert_eq!(run.due(&seen(250, 0)), [ControlFault::ApLost]);
+        assert_eq!(run.due(&seen(250, 0)), [ControlFault::ApLost {}]);
         assert!(run.due(&seen(260, 9)).is_empty());
         // Received and connected at once: both steps run.
         assert_eq!(
             run.due(&seen(270, 10)),
             [
-                ControlFault::ApBack,
+                ControlFault::ApBack {},
                 ControlFault::Reset {
                     link: LinkName(Link::Ws(0))
                 }

@@ -966,7 +966,6 @@ async fn cipdomain_and_ping_on_loopback() {
 /// arrives once, in order, and the modem's memory stays bounded (it stops
 /// reading the socket while the host output is past its bound).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "wsat bug: in passthrough the modem reads the socket past HOST_OUTPUT_BOUND (socket_input_room ignores net_paused), so a slow host makes it hold the whole stream"]
 async fn fifty_megabytes_passthrough_to_a_slow_host() {
     let server = TcpServer::bind().await;
     let wsat = Wsat::start();
@@ -1136,7 +1135,6 @@ async fn cipsendex_ends_at_backslash_zero() {
 /// `+++` as the whole data of a normal `AT+CIPSEND`, after a silence,
 /// cancels it: `SEND Canceled`, nothing sent (§3.4).
 #[tokio::test]
-#[ignore = "wsat bug: a lone +++ in the data phase of AT+CIPSEND is taken as data, no SEND Canceled (§3.4)"]
 async fn a_lone_escape_cancels_cipsend() {
     let server = TcpServer::bind().await;
     let wsat = Wsat::start();
@@ -1235,7 +1233,6 @@ async fn closing_the_host_connection_closes_sockets_and_the_server() {
 /// messages while in passthrough"); the module reconnects every
 /// `AT+CIPRECONNINTV` × 100 ms while it stays in passthrough.
 #[tokio::test]
-#[ignore = "wsat bug: a link lost in passthrough is neither reported with AT+SYSMSG bit 2 (CLOSED is held until +++) nor reconnected (§3.6)"]
 async fn passthrough_reports_a_lost_link_and_reconnects() {
     let server = TcpServer::bind().await;
     let wsat = Wsat::start();
@@ -1413,7 +1410,6 @@ async fn driver_forms_of_cipstart() {
 /// free): the modem closes its side too, so a server that half-closed
 /// (shutdown of its write side) sees the end of the connection.
 #[tokio::test]
-#[ignore = "wsat bug: on a peer's close the core reports CLOSED but never asks the runtime to close the socket (no NetAction::Close), so the modem's side stays open"]
 async fn a_link_closed_by_its_peer_is_closed_by_the_modem_too() {
     let server = TcpServer::bind().await;
     let wsat = Wsat::start();

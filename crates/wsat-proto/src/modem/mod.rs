@@ -379,6 +379,9 @@ const COMPACT_AFTER: usize = 64 * 1024;
 /// top of two byte times at the port's rate.
 const LF_WAIT_MS: u64 = 100;
 
+/// The silence before a lone `+++` that cancels a send's data.
+const ESCAPE_GUARD_MS: u64 = 20;
+
 /// What makes ESP-AT restart even while a command runs.
 const FORCE_RESTART: &[u8] = b"AT+RST\r\n";
 
@@ -508,6 +511,11 @@ pub struct Modem {
     /// Host input not taken yet: `host_in[host_in_pos..]`.
     host_in: Vec<u8>,
     host_in_pos: usize,
+    /// The current read of the AT port: its length, and when the one
+    /// before it came (a lone `+++` needs a silence before it).
+    read_len: usize,
+    quiet_since: u64,
+    last_host_input: u64,
     reader: LineReader,
     /// When a line ended by a lone CR stops waiting for its LF.
     lf_deadline: Option<u64>,
@@ -666,6 +674,9 @@ impl Modem {
             now,
             host_in: Vec::new(),
             host_in_pos: 0,
+            read_len: 0,
+            quiet_since: now,
+            last_host_input: now,
             reader: LineReader::default(),
             lf_deadline: None,
             input: Input::Line,
@@ -691,6 +702,9 @@ impl Modem {
     /// [`Modem::wants_host_input`] is true, and that buffer stays within
     /// [`HOST_INPUT_BOUND`] plus one read.
     pub fn host_input(&mut self, bytes: &[u8], now: u64) {
+        self.quiet_since = self.last_host_input;
+        self.last_host_input = now;
+        self.read_len = bytes.len();
         self.now = now;
         if self.host_in_pos == self.host_in.len() {
             // The usual case: act on the read in place, keep only the rest.
@@ -1040,6 +1054,14 @@ impl Modem {
             return 1;
         }
         if let DataTarget::SocketSend(send) = target {
+            // A lone `+++` after a silence cancels the send (§3.4), as
+            // ESP-AT's receive task compares whole packets with it.
+            let quiet = self.now.saturating_sub(self.quiet_since) >= ESCAPE_GUARD_MS;
+            if buf.is_empty() && bytes == b"+++" && self.read_len == 3 && *remaining > 3 && quiet {
+                self.input = Input::Line;
+                self.out.extend_from_slice(b"\r\nSEND Canceled\r\n");
+                return bytes.len();
+            }
             if send.escaped() {
                 // `AT+CIPSENDEX`: unescaped byte by byte, `\0` may end it.
                 let (used, done) = send.take_escaped(bytes, remaining, buf);

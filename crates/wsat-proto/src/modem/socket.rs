@@ -101,6 +101,20 @@ pub(super) struct Socket {
     peer_closed: bool,
     /// For `AT+CIPSTO` (server links): the last time data moved.
     last_activity: u64,
+    /// How `AT+CIPSTART` reached the peer, for passthrough's reconnects.
+    origin: Option<Origin>,
+}
+
+/// What `AT+CIPSTART` asked the runtime for.
+#[derive(Clone, Debug)]
+struct Origin {
+    host: String,
+    port: u16,
+    transport: Transport,
+    keep_alive_s: u16,
+    kind: Kind,
+    v6: bool,
+    udp_mode: u8,
 }
 
 struct Chunk {
@@ -150,6 +164,8 @@ pub(super) struct Sockets {
     reconnect_interval: u16,
     /// A link was opened since the station joined (`STATUS:4` after it).
     ever_opened: bool,
+    /// Passthrough lost its link: it connects again at this time.
+    reconnect: Option<(Origin, u64)>,
 }
 
 impl Default for Sockets {
@@ -167,6 +183,7 @@ impl Default for Sockets {
             ipv6: false,
             reconnect_interval: 1,
             ever_opened: false,
+            reconnect: None,
         }
     }
 }
@@ -307,11 +324,30 @@ impl Modem {
     /// A link that ended: freed, its `CLOSED` reported (in passthrough only
     /// with `AT+SYSMSG` bit 2), a send waiting on it failed.
     fn socket_gone(&mut self, id: LinkId, report: bool) {
-        self.sockets.slots[usize::from(id)] = None;
+        let gone = self.sockets.slots[usize::from(id)].take();
+        if self.in_passthrough() {
+            // Passthrough says so (with AT+SYSMSG bit 2) at once, and
+            // connects again every AT+CIPRECONNINTV × 100 ms.
+            if let Some(origin) = gone.and_then(|s| s.origin) {
+                self.schedule_reconnect(origin);
+            }
+            if report && self.sysmsg(4) {
+                let text = self.closed_report(id);
+                self.out.extend_from_slice(&text);
+            }
+            self.actions.push_back(NetAction::Close {
+                link: Link::Socket(id),
+            });
+            return;
+        }
+        // The runtime lets go of the connection (a peer's EOF leaves it open).
+        self.actions.push_back(NetAction::Close {
+            link: Link::Socket(id),
+        });
         if matches!(self.input, Input::Busy(Wait::Send { link: Link::Socket(l), .. }) if l == id) {
             self.finish_wait(Ok(b"\r\nSEND FAIL\r\n"));
         }
-        if report && (!self.in_passthrough() || self.sysmsg(4)) {
+        if report {
             let text = self.closed_report(id);
             self.report(&text);
         }
@@ -443,14 +479,44 @@ impl Modem {
             Some(ms) if ms > 0 => ms as u64,
             _ => CONNECT_TIMEOUT_MS,
         };
-        let remote = host
+        let origin = Origin {
+            host: host.clone(),
+            port,
+            transport: transport.clone(),
+            keep_alive_s: keep_alive,
+            kind,
+            v6,
+            udp_mode,
+        };
+        self.connect_socket(id, origin, timeout);
+        Ok(Reply::Busy(Wait::SocketOpen(id)))
+    }
+
+    /// A new client link `id`, connecting until `timeout_ms` from now.
+    fn connect_socket(&mut self, id: LinkId, origin: Origin, timeout_ms: u64) {
+        let Origin {
+            kind,
+            v6,
+            udp_mode,
+            port,
+            ..
+        } = origin;
+        let remote = origin
+            .host
             .parse::<IpAddr>()
             .map_or(UNSPECIFIED, |ip| SocketAddr::new(ip, port));
+        self.actions.push_back(NetAction::Connect {
+            link: Link::Socket(id),
+            host: origin.host.clone(),
+            port,
+            transport: origin.transport.clone(),
+            keep_alive_s: origin.keep_alive_s,
+        });
         self.sockets.slots[usize::from(id)] = Some(Box::new(Socket {
             kind,
             v6,
             server_side: false,
-            connecting: Some(self.now.saturating_add(timeout)),
+            connecting: Some(self.now.saturating_add(timeout_ms)),
             local: UNSPECIFIED,
             remote,
             udp_mode,
@@ -462,15 +528,8 @@ impl Modem {
             notified: false,
             peer_closed: false,
             last_activity: self.now,
+            origin: Some(origin),
         }));
-        self.actions.push_back(NetAction::Connect {
-            link: Link::Socket(id),
-            host,
-            port,
-            transport,
-            keep_alive_s: keep_alive,
-        });
-        Ok(Reply::Busy(Wait::SocketOpen(id)))
     }
 
     /// The TLS settings of link `id`, its material read from the store now.
@@ -660,9 +719,6 @@ impl Modem {
     pub(super) fn sockets_lost_network(&mut self) {
         for id in 0..SOCKET_COUNT as LinkId {
             if self.sockets.slots[usize::from(id)].is_some() {
-                self.actions.push_back(NetAction::Close {
-                    link: Link::Socket(id),
-                });
                 self.socket_gone(id, true);
             }
         }
@@ -999,6 +1055,7 @@ impl Modem {
             notified: false,
             peer_closed: false,
             last_activity: self.now,
+            origin: None,
         }));
         self.sockets.ever_opened = true;
         let text = self.connect_report(id);
@@ -1026,7 +1083,12 @@ impl Modem {
                 }
                 self.sockets.ever_opened = true;
                 let text = self.connect_report(id);
-                self.report(&text);
+                if !self.in_passthrough() {
+                    self.report(&text);
+                } else if self.sysmsg(4) {
+                    // A reconnect in passthrough: said at once, or not at all.
+                    self.out.extend_from_slice(&text);
+                }
                 if matches!(self.input, Input::Busy(Wait::SocketOpen(l)) if l == id) {
                     self.finish_wait(Ok(at::OK));
                 }
@@ -1099,7 +1161,12 @@ impl Modem {
     /// `AT+CIPSTART` failed (refused, unresolvable, TLS, timeout): ERROR,
     /// and no report (esp-at 2.x+ prints no `CLOSED` there).
     fn socket_connect_failed(&mut self, id: LinkId) {
-        self.sockets.slots[usize::from(id)] = None;
+        let gone = self.sockets.slots[usize::from(id)].take();
+        if self.in_passthrough() {
+            if let Some(origin) = gone.and_then(|s| s.origin) {
+                self.schedule_reconnect(origin);
+            }
+        }
         self.actions.push_back(NetAction::Close {
             link: Link::Socket(id),
         });
@@ -1182,7 +1249,7 @@ impl Modem {
         else {
             return 0;
         };
-        if self.net_paused && !self.in_passthrough() {
+        if self.net_paused {
             return 0;
         }
         let passive = self.sockets.config[usize::from(id)].passive;
@@ -1208,7 +1275,14 @@ impl Modem {
                 .map(|at| at.saturating_add(PASSTHROUGH_INTERVAL_MS)),
             _ => None,
         };
-        links.chain(passthrough)
+        let reconnect = self.sockets.reconnect.as_ref().map(|(_, at)| *at);
+        links.chain(passthrough).chain(reconnect)
+    }
+
+    /// Passthrough's link went: it is connected again after the interval.
+    fn schedule_reconnect(&mut self, origin: Origin) {
+        let interval = u64::from(self.sockets.reconnect_interval) * 100;
+        self.sockets.reconnect = Some((origin, self.now.saturating_add(interval)));
     }
 
     pub(super) fn socket_timeouts(&mut self) {
@@ -1224,13 +1298,24 @@ impl Modem {
                 && idle_ms > 0
                 && now >= socket.last_activity.saturating_add(idle_ms)
             {
-                self.actions.push_back(NetAction::Close {
-                    link: Link::Socket(id),
-                });
                 self.socket_gone(id, true);
             }
         }
         self.passthrough_timeout();
+        if self
+            .sockets
+            .reconnect
+            .as_ref()
+            .is_some_and(|(_, at)| now >= *at)
+        {
+            if let Some((origin, _)) = self.sockets.reconnect.take() {
+                if self.in_passthrough() && self.sockets.slots[0].is_none() && self.associated() {
+                    self.connect_socket(0, origin, CONNECT_TIMEOUT_MS);
+                } else if self.in_passthrough() {
+                    self.schedule_reconnect(origin);
+                }
+            }
+        }
     }
 
     // --- passthrough ---------------------------------------------------------
@@ -1291,6 +1376,7 @@ impl Modem {
         {
             let pending = core::mem::take(&mut p.pending);
             self.input = Input::Line;
+            self.sockets.reconnect = None;
             if !pending.is_empty() {
                 self.queue_socket_send(0, None, pending);
             }

@@ -269,6 +269,10 @@ fn cipsend_refusals_and_failures() {
         rig.input(b"cd"),
         b"\r\nRecv 4 bytes\r\n\r\nSEND FAIL\r\n0,CLOSED\r\n"
     );
+    // The modem lets go of the connection its peer closed.
+    assert!(rig.actions().contains(&NetAction::Close {
+        link: Link::Socket(0)
+    }));
     // Closed during the send.
     rig.tcp_link(1);
     assert_eq!(rig.at("AT+CIPSEND=1,1"), b"\r\nOK\r\n\r\n>");
@@ -910,4 +914,73 @@ fn socket_settings_numbers() {
     assert_eq!(rig.at("AT+CIPRECONNINTV=0"), b"\r\nERROR\r\n");
     // ESP32 ESP-AT has no AT+CIPSSLSIZE (Adafruit's ESP32 detection).
     assert_eq!(rig.at("AT+CIPSSLSIZE=4096"), b"\r\nERROR\r\n");
+}
+
+#[test]
+fn a_lone_escape_after_a_silence_cancels_a_send() {
+    let mut rig = Rig::quiet();
+    rig.cipstart("\"TCP\",\"192.0.2.7\",8080");
+    assert_eq!(rig.at("AT+CIPSEND=10"), b"\r\nOK\r\n\r\n>");
+    let now = rig.sim.now;
+    rig.advance_to(now + 50);
+    rig.sim.read_size = 3;
+    assert_eq!(rig.input(b"+++"), b"\r\nSEND Canceled\r\n");
+    assert!(rig.actions().is_empty());
+    assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
+    // Without the silence, or as part of more data, it is data.
+    rig.sim.read_size = 16 * 1024;
+    assert_eq!(rig.at("AT+CIPSEND=6"), b"\r\nOK\r\n\r\n>");
+    assert_eq!(rig.input(b"+++abc"), b"\r\nRecv 6 bytes\r\n");
+    assert_eq!(
+        rig.actions(),
+        vec![NetAction::Send {
+            link: Link::Socket(0),
+            bytes: b"+++abc".to_vec()
+        }]
+    );
+}
+
+#[test]
+fn passthrough_says_a_lost_link_and_connects_again() {
+    let mut rig = Rig::quiet();
+    assert_eq!(rig.at("AT+SYSMSG=4"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CIPMODE=1"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CIPRECONNINTV=5"), b"\r\nOK\r\n");
+    rig.cipstart("\"TCP\",\"192.0.2.7\",8080");
+    assert_eq!(rig.at("AT+CIPSEND"), b"\r\nOK\r\n\r\n>");
+    assert_eq!(rig.socket_event(0, NetEvent::Closed), b"CLOSED\r\n");
+    assert_eq!(
+        rig.actions(),
+        vec![NetAction::Close {
+            link: Link::Socket(0)
+        }]
+    );
+    let now = rig.sim.now;
+    rig.advance_to(now + 499);
+    assert!(rig.actions().is_empty());
+    rig.advance_to(now + 500);
+    let actions = rig.actions();
+    assert!(
+        matches!(
+            &actions[..],
+            [NetAction::Connect {
+                link: Link::Socket(0),
+                port: 8080,
+                ..
+            }]
+        ),
+        "{actions:?}"
+    );
+    assert_eq!(rig.socket_event(0, up(PEER)), b"CONNECT\r\n");
+    // Still passthrough: the bytes go to the new connection.
+    assert_eq!(rig.input(b"again"), b"");
+    let now = rig.sim.now;
+    rig.advance_to(now + 20);
+    assert_eq!(
+        rig.actions(),
+        vec![NetAction::Send {
+            link: Link::Socket(0),
+            bytes: b"again".to_vec()
+        }]
+    );
 }
