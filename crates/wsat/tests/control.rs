@@ -2,7 +2,16 @@
 //! with what the host sees byte for byte.
 use std::time::{Duration, Instant};
 
+use wsat_testkit::sockets::{TcpPeer, TcpServer};
 use wsat_testkit::{closed_port, echo_server, http, Controlled, Host};
+
+/// Socket link 0 (single-connection mode) to a peer of the test's.
+async fn socket_link(host: &mut Host) -> TcpPeer {
+    let server = TcpServer::bind().await;
+    host.cipstart(&format!("\"TCP\",\"127.0.0.1\",{}", server.port), "CONNECT")
+        .await;
+    server.accept().await
+}
 
 /// A controlled wsat with one quiet host; the host's modem is number 1.
 async fn setup(args: &[&str]) -> (Controlled, Host) {
@@ -120,20 +129,13 @@ async fn the_next_connect_fails_as_asked() {
 #[tokio::test]
 async fn a_stalled_socket_delivers_only_after_the_stall() {
     let (wsat, mut host) = setup(&[]).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    host.send(format!("AT+CIPSTART=\"TCP\",\"127.0.0.1\",{port}\r\n").as_bytes())
-        .await;
-    let (mut peer, _) = listener.accept().await.unwrap();
-    host.expect(b"CONNECT\r\n\r\nOK\r\n").await;
+    let mut peer = socket_link(&mut host).await;
     // The stall's 300 ms start when the modem takes the fault: before the
     // API answers, after this.
     let stalled = Instant::now();
     wsat.fault(1, r#"{"fault":"stall","link":"socket0","ms":300}"#)
         .await;
-    tokio::io::AsyncWriteExt::write_all(&mut peer, b"late")
-        .await
-        .unwrap();
+    peer.send(b"late").await;
     host.expect(b"\r\n+IPD,4:late\r\n").await;
     assert!(stalled.elapsed() >= Duration::from_millis(300));
 }
@@ -203,18 +205,11 @@ async fn bad_requests_get_a_clear_error() {
 #[tokio::test]
 async fn a_shaped_link_is_late_both_ways() {
     let (wsat, mut host) = setup(&[]).await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    host.send(format!("AT+CIPSTART=\"TCP\",\"127.0.0.1\",{port}\r\n").as_bytes())
-        .await;
-    let (mut peer, _) = listener.accept().await.unwrap();
-    host.expect(b"CONNECT\r\n\r\nOK\r\n").await;
+    let mut peer = socket_link(&mut host).await;
     wsat.fault(1, r#"{"fault":"shape","link":"socket0","latency_ms":200}"#)
         .await;
     let sent = Instant::now();
-    tokio::io::AsyncWriteExt::write_all(&mut peer, b"late")
-        .await
-        .unwrap();
+    peer.send(b"late").await;
     host.expect(b"\r\n+IPD,4:late\r\n").await;
     assert!(sent.elapsed() >= Duration::from_millis(200));
     host.send(b"AT+CIPSEND=3\r\n").await;
@@ -222,13 +217,9 @@ async fn a_shaped_link_is_late_both_ways() {
     let sent = Instant::now();
     host.send(b"abc").await;
     host.expect(b"\r\nRecv 3 bytes\r\n\r\nSEND OK\r\n").await;
-    let mut got = [0u8; 3];
-    tokio::io::AsyncReadExt::read_exact(&mut peer, &mut got)
-        .await
-        .unwrap();
-    assert_eq!(&got, b"abc");
+    peer.expect(b"abc").await;
     assert!(sent.elapsed() >= Duration::from_millis(200));
-    // UDP links have no stream to shape.
+    // A link without a connection has no stream to shape.
     host.at("AT+CIPCLOSE", b"CLOSED\r\n\r\nOK\r\n").await;
     let answer = http::post(
         wsat.control,

@@ -357,7 +357,7 @@ impl Modem {
 
     pub(super) fn cmd_cipmux(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
         let Form::Set(p) = form else {
-            self.info_line(&[b"+CIPMUX:", if self.sockets.mux { b"1" } else { b"0" }]);
+            self.info_line(&[b"+CIPMUX:", digit(self.sockets.mux)]);
             return Ok(Reply::Ok);
         };
         let mux = Args::parse(p, 1)?.int(0, 0..=1)? == 1;
@@ -371,12 +371,7 @@ impl Modem {
 
     pub(super) fn cmd_cipmode(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
         let Form::Set(p) = form else {
-            let mode: &[u8] = if self.sockets.passthrough_mode {
-                b"1"
-            } else {
-                b"0"
-            };
-            self.info_line(&[b"+CIPMODE:", mode]);
+            self.info_line(&[b"+CIPMODE:", digit(self.sockets.passthrough_mode)]);
             return Ok(Reply::Ok);
         };
         let on = Args::parse(p, 1)?.int(0, 0..=1)? == 1;
@@ -743,12 +738,7 @@ impl Modem {
     /// `AT+CIPRECVMODE=<mode>` (every link) and `AT+CIPRECVMODE?`.
     pub(super) fn cmd_ciprecvmode(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
         let Form::Set(p) = form else {
-            let mode: &[u8] = if self.sockets.config[0].passive {
-                b"1"
-            } else {
-                b"0"
-            };
-            self.info_line(&[b"+CIPRECVMODE:", mode]);
+            self.info_line(&[b"+CIPRECVMODE:", digit(self.sockets.config[0].passive)]);
             return Ok(Reply::Ok);
         };
         let passive = Args::parse(p, 1)?.int(0, 0..=1)? == 1;
@@ -1613,6 +1603,15 @@ impl Modem {
             self.sockets.config[id].psk = Some((psk.to_vec(), hint.to_vec()));
         }
         Ok(Reply::Ok)
+    }
+}
+
+/// A flag as a query prints it.
+fn digit(on: bool) -> &'static [u8] {
+    if on {
+        b"1"
+    } else {
+        b"0"
     }
 }
 
