@@ -883,10 +883,18 @@ impl Driver {
         let faults = run.due(&seen);
         let deadline = run.deadline();
         let moved = !faults.is_empty();
-        for fault in faults {
-            tracing::info!(?fault, "scenario step");
-            if let Err(error) = self.fault(fault) {
-                tracing::warn!(%error, "scenario step could not apply");
+        for action in faults {
+            tracing::info!(?action, "scenario step");
+            match action {
+                scenario::Action::Fault(fault) => {
+                    if let Err(error) = self.fault(fault) {
+                        tracing::warn!(%error, "scenario step could not apply");
+                    }
+                }
+                // The peer is another process: asked in a task of its own.
+                scenario::Action::Peer(request) => {
+                    tokio::spawn(crate::http_api::ask_peer(request));
+                }
             }
         }
         self.verdict(now, false);

@@ -129,3 +129,42 @@ pub async fn serve(listener: TcpListener, router: Router) -> io::Result<()> {
         .method_not_allowed_fallback(wrong_method);
     axum::serve(listener, router).await
 }
+
+/// How long a scenario's request to a `wsat peer` may take.
+const PEER_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A scenario's request to a `wsat peer`'s control API (HTTP/1.1, one
+/// request per connection: all that API needs, so no client crate); the
+/// outcome goes to the log.
+pub(crate) async fn ask_peer(request: crate::scenario::PeerRequest) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let crate::scenario::PeerRequest {
+        control,
+        method,
+        path,
+        body,
+    } = request;
+    let body = body.map_or_else(|| "{}".to_string(), |b| b.to_string());
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(control).await?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {control}\r\nConnection: close\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        io::Result::Ok(answer)
+    };
+    match tokio::time::timeout(PEER_LIMIT, exchange).await {
+        Ok(Ok(answer)) => {
+            let answer = String::from_utf8_lossy(&answer);
+            let status = answer.lines().next().unwrap_or_default().to_string();
+            tracing::info!(%method, %path, %status, "peer answered");
+        }
+        Ok(Err(error)) => tracing::warn!(%method, %path, %error, "peer request failed"),
+        Err(_) => tracing::warn!(%method, %path, "peer did not answer"),
+    }
+}

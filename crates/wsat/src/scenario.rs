@@ -40,8 +40,38 @@ struct Step {
     /// How long after the trigger (or after the previous step).
     #[serde(default)]
     after_ms: u64,
+    /// A fault for the modem …
     #[serde(rename = "do")]
-    action: ControlFault,
+    action: Option<ControlFault>,
+    /// … or a request to a `wsat peer`'s control API.
+    peer: Option<PeerRequest>,
+}
+
+/// A request to a `wsat peer`'s control API, so one scenario drives both
+/// the modem and the server behind it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PeerRequest {
+    /// The peer's `--control` address.
+    pub control: std::net::SocketAddr,
+    #[serde(default = "post")]
+    pub method: String,
+    /// `/connections/1/close`, …
+    pub path: String,
+    /// The JSON body (`{}` when left out).
+    #[serde(default)]
+    pub body: Option<serde_json::Value>,
+}
+
+fn post() -> String {
+    "POST".into()
+}
+
+/// What a due step does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Action {
+    Fault(ControlFault),
+    Peer(PeerRequest),
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -76,7 +106,14 @@ impl Scenario {
         // Enums as one-key maps (`on: {command: AT}`), as in the JSON of
         // the control API, not as YAML tags (`!command AT`).
         let document = yaml_serde::Deserializer::from_str(text);
-        yaml_serde::with::singleton_map_recursive::deserialize(document).map_err(|e| e.to_string())
+        let scenario: Scenario = yaml_serde::with::singleton_map_recursive::deserialize(document)
+            .map_err(|e| e.to_string())?;
+        for (i, step) in scenario.steps.iter().enumerate() {
+            if step.action.is_some() == step.peer.is_some() {
+                return Err(format!("steps[{i}]: needs either `do:` or `peer:`"));
+            }
+        }
+        Ok(scenario)
     }
 }
 
@@ -161,7 +198,7 @@ impl Run {
 
     /// The faults due now; call after anything happened and at
     /// [`Run::deadline`].
-    pub(crate) fn due(&mut self, seen: &Observed<'_>) -> Vec<ControlFault> {
+    pub(crate) fn due(&mut self, seen: &Observed<'_>) -> Vec<Action> {
         let mut faults = Vec::new();
         while let Some(step) = self.scenario.steps.get(self.step) {
             if self.fired_at.is_none() {
@@ -191,7 +228,8 @@ impl Run {
             if seen.now < at {
                 break;
             }
-            faults.push(step.action.clone());
+            faults.extend(step.action.clone().map(Action::Fault));
+            faults.extend(step.peer.clone().map(Action::Peer));
             self.step += 1;
             self.fired_at = None;
             self.waiting_since = seen.now;
@@ -285,21 +323,27 @@ mod tests {
              - on: {connected: ws0}\n  do: {fault: reset, link: ws0}\n");
         assert_eq!(run.deadline(), Some(100));
         assert!(run.due(&seen(99, 0)).is_empty());
-        assert_eq!(run.due(&seen(100, 0)), [ControlFault::Reboot {}]);
+        assert_eq!(
+            run.due(&seen(100, 0)),
+            [Action::Fault(ControlFault::Reboot {})]
+        );
         assert_eq!(run.deadline(), None);
         run.host_bytes(b"AT\r\nAT+WSOPEN=0,\"ws://x\"\r");
         assert!(run.due(&seen(200, 0)).is_empty());
         assert_eq!(run.deadline(), Some(250));
-        assert_eq!(run.due(&seen(250, 0)), [ControlFault::ApLost {}]);
+        assert_eq!(
+            run.due(&seen(250, 0)),
+            [Action::Fault(ControlFault::ApLost {})]
+        );
         assert!(run.due(&seen(260, 9)).is_empty());
         // Received and connected at once: both steps run.
         assert_eq!(
             run.due(&seen(270, 10)),
             [
-                ControlFault::ApBack {},
-                ControlFault::Reset {
+                Action::Fault(ControlFault::ApBack {}),
+                Action::Fault(ControlFault::Reset {
                     link: LinkName(Link::Ws(0))
-                }
+                })
             ]
         );
     }
@@ -335,6 +379,12 @@ mod tests {
             ("steps: [\n", "line"),
             ("steps:\n  - do: {fault: reset, link: ws9}\n", "no link"),
             ("expect: {sent: AT}\n", "line 1"),
+            ("steps:\n  - after_ms: 5\n", "needs either"),
+            (
+                "steps:\n  - do: {fault: reboot}\n    peer: {control: \"127.0.0.1:1\", path: /mode}\n",
+                "needs either",
+            ),
+            ("steps:\n  - peer: {control: nowhere, path: /mode}\n", "line 2"),
         ] {
             let error = Scenario::parse(bad).unwrap_err();
             assert!(error.contains(needle), "{bad:?}: {error}");

@@ -3,6 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use wsat_testkit::peer::Peer;
 use wsat_testkit::rig::{wsat_binary, Launch, Proc};
 use wsat_testkit::{echo_server, Host, WAIT};
 
@@ -100,4 +101,23 @@ fn a_bad_scenario_file_names_the_line_and_column() {
         "{stderr}"
     );
     assert!(stderr.contains("no link \"ws9\""), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_scenario_drives_the_peer_too() {
+    let peer = Peer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = scenario_file(
+        &dir,
+        &format!(
+            "steps:\n\
+             - on: {{connected: ws0}}\n  \
+               peer: {{control: \"{}\", path: /connections/1/close, body: {{code: 4000, reason: bye}}}}\n",
+            peer.control
+        ),
+    );
+    let (_wsat, addr) = start(&file);
+    let mut host = Host::connect_quiet(addr).await;
+    host.open(0, &peer.uri).await;
+    host.expect(b"+WS_CLOSED:0\r\n").await;
 }
