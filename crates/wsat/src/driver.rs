@@ -180,7 +180,6 @@ where
         0,
     );
     let (connected_tx, connected) = mpsc::unbounded_channel();
-    let (answers_tx, answers) = mpsc::unbounded_channel();
     let (registration, requests) = match &settings.registry {
         Some(registry) => {
             let (registration, requests) = registry.register();
@@ -197,8 +196,6 @@ where
             .server_ip
             .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)),
         lookup: None,
-        answers_tx,
-        answers,
         port_name: port.name.clone(),
         firmware: settings.options.firmware.name(),
         registration,
@@ -209,7 +206,7 @@ where
         chunking: None,
         write_pause: None,
         scenario: settings.scenario.clone().map(|s| scenario::Run::new(s, 0)),
-        scenario_timer: Box::pin(tokio::time::sleep_until(far_future())),
+        scenario_timer: None,
         scenario_at: None,
         verdicts: settings.verdicts.clone(),
         attempts: 0,
@@ -234,7 +231,7 @@ where
             task.abort();
         }
     }
-    if let Some(task) = driver.lookup {
+    if let Some(task) = &driver.lookup {
         task.abort();
     }
     result
@@ -286,9 +283,7 @@ struct Driver {
     server_ip: IpAddr,
     /// The running `AT+CIPDOMAIN`/`AT+PING` task: one command at a time,
     /// so a new one replaces a stale one.
-    lookup: Option<AbortHandle>,
-    answers_tx: mpsc::UnboundedSender<Answer>,
-    answers: mpsc::UnboundedReceiver<Answer>,
+    lookup: Option<tokio::task::JoinHandle<Answer>>,
     port_name: String,
     firmware: &'static str,
     /// In the `--control` registry (removed when the modem ends).
@@ -305,7 +300,8 @@ struct Driver {
     write_pause: Option<Pin<Box<tokio::time::Sleep>>>,
     /// `--scenario`: this modem's run of it, and its timer.
     scenario: Option<scenario::Run>,
-    scenario_timer: Pin<Box<tokio::time::Sleep>>,
+    /// Made with the scenario's first deadline (most modems have none).
+    scenario_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     scenario_at: Option<u64>,
     verdicts: Option<mpsc::UnboundedSender<(String, Verdict)>>,
     attempts: u64,
@@ -516,7 +512,7 @@ impl Driver {
             // A replaced or closed attempt.
             return true;
         }
-        match result {
+        match result.map(|opened| *opened) {
             Ok(Opened {
                 conn,
                 local,
@@ -547,8 +543,16 @@ impl Driver {
 
     /// Answers of lookup and ping tasks.
     fn poll_answers(&mut self, cx: &mut Context<'_>) -> bool {
-        let Poll::Ready(Some(answer)) = self.answers.poll_recv(cx) else {
+        let Some(task) = self.lookup.as_mut() else {
             return false;
+        };
+        let Poll::Ready(result) = Pin::new(task).poll(cx) else {
+            return false;
+        };
+        self.lookup = None;
+        // A task that panicked has no answer: the command times out.
+        let Ok(answer) = result else {
+            return true;
         };
         let now = self.now();
         match answer {
@@ -807,14 +811,9 @@ impl Driver {
                 }
             }
             NetAction::Resolve { host } => {
-                let answers = self.answers_tx.clone();
-                self.start_lookup(async move {
-                    let ips = net::lookup(host).await;
-                    let _ = answers.send(Answer::Resolved(ips));
-                });
+                self.start_lookup(async move { Answer::Resolved(net::lookup(host).await) });
             }
             NetAction::Ping { host } => {
-                let answers = self.answers_tx.clone();
                 self.start_lookup(async move {
                     let rtt = crate::ping::ping(&host, PING_TIMEOUT).await;
                     let ms = match rtt {
@@ -827,7 +826,7 @@ impl Driver {
                             None
                         }
                     };
-                    let _ = answers.send(Answer::Pinged(ms));
+                    Answer::Pinged(ms)
                 });
             }
             NetAction::Close { link } => {
@@ -898,15 +897,18 @@ impl Driver {
             }
         }
         self.verdict(now, false);
+        let timer = self
+            .scenario_timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(far_future())));
         if deadline != self.scenario_at {
             self.scenario_at = deadline;
             let at = match deadline {
                 Some(ms) => tokio::time::Instant::from_std(self.start + Duration::from_millis(ms)),
                 None => far_future(),
             };
-            self.scenario_timer.as_mut().reset(at);
+            timer.as_mut().reset(at);
         }
-        if deadline.is_some() && self.scenario_timer.as_mut().poll(cx).is_ready() {
+        if deadline.is_some() && timer.as_mut().poll(cx).is_ready() {
             self.scenario_at = None;
             return true;
         }
@@ -1099,8 +1101,8 @@ impl Driver {
 
     /// Runs a lookup or ping task; one that still runs is stale (its
     /// command is over) and is aborted.
-    fn start_lookup(&mut self, task: impl Future<Output = ()> + Send + 'static) {
-        if let Some(old) = self.lookup.replace(tokio::spawn(task).abort_handle()) {
+    fn start_lookup(&mut self, task: impl Future<Output = Answer> + Send + 'static) {
+        if let Some(old) = self.lookup.replace(tokio::spawn(task)) {
             old.abort();
         }
     }

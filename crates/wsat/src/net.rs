@@ -55,7 +55,8 @@ pub(crate) enum Conn {
 pub(crate) struct Connected {
     pub link: Link,
     pub attempt: u64,
-    pub result: io::Result<Opened>,
+    /// Boxed: the channel's blocks hold 32 of these per modem.
+    pub result: io::Result<Box<Opened>>,
 }
 
 /// Starts connecting; the outcome goes to `results`.
@@ -66,7 +67,7 @@ pub(crate) fn connect(
     results: mpsc::UnboundedSender<Connected>,
 ) -> AbortHandle {
     tokio::spawn(async move {
-        let result = open(&target).await;
+        let result = open(&target).await.map(Box::new);
         let _ = results.send(Connected {
             link,
             attempt,

@@ -2,6 +2,7 @@
 //! protocol and says what happened as [`Signal`]s, and the modem's side,
 //! which turns signals into AT bytes (`+WS_...` reports, answers of the
 //! commands waiting on the link).
+use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::format;
 use alloc::string::String;
@@ -732,7 +733,8 @@ pub(super) struct LinkSlot {
     /// From `AT+WSCFG`; used by the next open, dropped when the link goes.
     pub pending_config: Option<LinkConfig>,
     pub format: DataFormat,
-    pub client: Option<WsLink>,
+    /// Boxed: a modem keeps three slots, most of them empty.
+    pub client: Option<Box<WsLink>>,
 }
 
 impl Modem {
@@ -844,7 +846,7 @@ impl Modem {
     pub(super) fn open_link(&mut self, link: LinkId, request: OpenRequest) {
         self.on_link(link, |slot, ctx, _| {
             let config = slot.pending_config.clone().unwrap_or_default();
-            slot.client = Some(WsLink::open(ctx, request, config));
+            slot.client = Some(Box::new(WsLink::open(ctx, request, config)));
             Some(())
         });
     }

@@ -132,10 +132,34 @@ pub(super) struct SocketConfig {
     ssl_auth: u8,
     ssl_pki: u8,
     ssl_ca: u8,
+    /// Boxed, and made only when set: most links never have any.
+    names: Option<Box<SslNames>>,
+}
+
+/// `AT+CIPSSLCCN`, `AT+CIPSSLCSNI`, `AT+CIPSSLCALPN`, `AT+CIPSSLCPSK`.
+#[derive(Clone, Debug, Default)]
+struct SslNames {
     common_name: Option<Vec<u8>>,
     sni: Option<Vec<u8>>,
     alpn: Vec<Vec<u8>>,
     psk: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+static NO_NAMES: SslNames = SslNames {
+    common_name: None,
+    sni: None,
+    alpn: Vec::new(),
+    psk: None,
+};
+
+impl SocketConfig {
+    fn names(&self) -> &SslNames {
+        self.names.as_deref().unwrap_or(&NO_NAMES)
+    }
+
+    fn names_mut(&mut self) -> &mut SslNames {
+        self.names.get_or_insert_with(Default::default)
+    }
 }
 
 /// `AT+CIPSERVER` while it runs.
@@ -537,9 +561,10 @@ impl Modem {
             config.ssl_ca,
         )?;
         let text = |v: Option<Vec<u8>>| v.map(|v| String::from_utf8_lossy(&v).into_owned());
-        policy.sni = text(config.sni);
-        policy.common_name = text(config.common_name);
-        policy.alpn = config.alpn;
+        let names = config.names.map(|n| *n).unwrap_or_default();
+        policy.sni = text(names.sni);
+        policy.common_name = text(names.common_name);
+        policy.alpn = names.alpn;
         Ok(policy)
     }
 
@@ -1526,7 +1551,7 @@ impl Modem {
         let name = if sni { "CIPSSLCSNI" } else { "CIPSSLCCN" };
         let Form::Set(p) = form else {
             for id in self.ssl_query_ids() {
-                let c = &self.sockets.config[id];
+                let c = self.sockets.config[id].names();
                 let value = if sni { &c.sni } else { &c.common_name };
                 let id_text = format!("+{name}:{id},");
                 let value = value.clone().unwrap_or_default();
@@ -1541,7 +1566,7 @@ impl Modem {
             return Err(invalid(first as u16 + 1));
         }
         for id in ids {
-            let c = &mut self.sockets.config[id];
+            let c = self.sockets.config[id].names_mut();
             let slot = if sni { &mut c.sni } else { &mut c.common_name };
             *slot = Some(value.to_vec());
         }
@@ -1553,7 +1578,7 @@ impl Modem {
         let Form::Set(p) = form else {
             for id in self.ssl_query_ids() {
                 let mut line = format!("+CIPSSLCALPN:{id}").into_bytes();
-                for alpn in &self.sockets.config[id].alpn {
+                for alpn in &self.sockets.config[id].names().alpn {
                     line.push(b',');
                     line.extend_from_slice(alpn);
                 }
@@ -1576,7 +1601,7 @@ impl Modem {
             alpn.push(value.to_vec());
         }
         for id in ids {
-            self.sockets.config[id].alpn = alpn.clone();
+            self.sockets.config[id].names_mut().alpn = alpn.clone();
         }
         Ok(Reply::Ok)
     }
@@ -1586,7 +1611,11 @@ impl Modem {
     pub(super) fn cmd_cipsslcpsk(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
         let Form::Set(p) = form else {
             for id in self.ssl_query_ids() {
-                let (psk, hint) = self.sockets.config[id].psk.clone().unwrap_or_default();
+                let (psk, hint) = self.sockets.config[id]
+                    .names()
+                    .psk
+                    .clone()
+                    .unwrap_or_default();
                 let head = format!("+CIPSSLCPSK:{id},");
                 self.info_line(&[head.as_bytes(), &psk, b",", &hint]);
             }
@@ -1600,7 +1629,7 @@ impl Modem {
             return Err(invalid(first as u16 + 1));
         }
         for id in ids {
-            self.sockets.config[id].psk = Some((psk.to_vec(), hint.to_vec()));
+            self.sockets.config[id].names_mut().psk = Some((psk.to_vec(), hint.to_vec()));
         }
         Ok(Reply::Ok)
     }
