@@ -64,7 +64,16 @@ def listener():
         yield server
 
 
-def test_a_refused_connect_a_stall_and_a_reset(wsat, host, listener):
+def recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        more = sock.recv(n - len(data))
+        assert more, f"connection closed after {data!r}"
+        data += more
+    return data
+
+
+def test_a_refused_connect_a_stall_a_slow_link_and_a_reset(wsat, host, listener):
     port = listener.getsockname()[1]
     start = f'AT+CIPSTART="TCP","127.0.0.1",{port}'
     wsat.control.fail_connect("refused", link="socket0")
@@ -72,6 +81,7 @@ def test_a_refused_connect_a_stall_and_a_reset(wsat, host, listener):
     # Used up: the next one connects.
     host.at(start, b"CONNECT\r\n\r\nOK\r\n")
     peer, _ = listener.accept()
+    peer.settimeout(10)
     with peer:
         assert wsat.control.modem()["links"][0]["link"] == "socket0"
         wsat.control.stall("socket0", 300)
@@ -79,6 +89,18 @@ def test_a_refused_connect_a_stall_and_a_reset(wsat, host, listener):
         peer.sendall(b"late")
         host.expect(b"\r\n+IPD,4:late\r\n")
         assert time.monotonic() - stalled >= 0.3
+        # 200 ms late each way: the echo of what the host sends comes back
+        # no sooner than 400 ms.
+        wsat.control.shape("socket0", latency_ms=200)
+        host.at("AT+CIPSEND=4", b"\r\nOK\r\n\r\n>")
+        shaped = time.monotonic()
+        host.send(b"ping")
+        host.expect(b"\r\nRecv 4 bytes\r\n")
+        assert recv_exactly(peer, 4) == b"ping"
+        peer.sendall(b"pong")
+        host.read_until(b"+IPD,4:pong\r\n")
+        assert time.monotonic() - shaped >= 0.4
+        wsat.control.shape("socket0")
         wsat.control.reset("socket0")
         host.expect(b"CLOSED\r\n")
 

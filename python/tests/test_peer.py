@@ -46,6 +46,9 @@ def test_an_echo_and_messages_pushed_by_the_peer(wsat_peer, host, link):
     host.expect(b"+WS_DATA:0,5,hello\r\n")
     wsat_peer.control.send(link, b"\x00\xff")
     host.expect(b"+WS_DATA:0,2,\x00\xff\r\n")
+    # Fields the client does not name go to the peer as they are.
+    assert wsat_peer.control.send(link, "hello world", fragments=3)["fragments"] == 3
+    host.expect(b"+WS_DATA:0,4,hell\r\n+WS_DATA:0,4,o wo\r\n+WS_DATA:0,3,rld\r\n")
     wsat_peer.control.ping(link, payload="hi")
     connection = wsat_peer.control.connection(link)
     assert connection["state"] == "open"

@@ -176,6 +176,13 @@ class Control(_Client):
         """Nothing moves on the link for `ms`."""
         return self.fault("stall", modem, link=link, ms=ms)
 
+    def shape(
+        self, link: Link, latency_ms: int = 0, bytes_per_s: int = 0, modem: Optional[int] = None
+    ) -> Dict[str, Any]:
+        """The link's traffic `latency_ms` late each way and paced to
+        `bytes_per_s` (0: no cap); both 0: normal again."""
+        return self.fault("shape", modem, link=link, latency_ms=latency_ms, bytes_per_s=bytes_per_s)
+
     def fail_connect(
         self, how: Union[str, int], link: Optional[Link] = None, modem: Optional[int] = None
     ) -> Dict[str, Any]:
