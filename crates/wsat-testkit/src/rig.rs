@@ -203,7 +203,7 @@ impl Drop for Proc {
     }
 }
 
-/// The Python with pyserial and websockets: `WSAT_PYTHON` (set by
+/// The Python with pytest, pyserial and websockets: `WSAT_PYTHON` (set by
 /// `scripts/test.sh`), else the workspace's `.venv`. Panics with what to do
 /// when there is none: these tests fail rather than skip.
 pub fn python() -> PathBuf {
@@ -215,17 +215,17 @@ pub fn python() -> PathBuf {
         )),
     };
     let check = Command::new(&python)
-        .args(["-c", "import serial, websockets"])
+        .args(["-c", "import pytest, serial, websockets"])
         .output();
     match check {
         Ok(out) if out.status.success() => python,
         Ok(out) => panic!(
-            "{} lacks pyserial or websockets ({}); run ./scripts/test.sh, which installs them into .venv",
+            "{} lacks pytest, pyserial or websockets ({}); run ./scripts/test.sh, which installs them into .venv",
             python.display(),
             String::from_utf8_lossy(&out.stderr).trim()
         ),
         Err(error) => panic!(
-            "no Python at {} ({error}); set WSAT_PYTHON or run ./scripts/test.sh, which makes .venv with pyserial and websockets",
+            "no Python at {} ({error}); set WSAT_PYTHON or run ./scripts/test.sh, which makes .venv with pytest, pyserial and websockets",
             python.display()
         ),
     }

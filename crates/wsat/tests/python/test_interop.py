@@ -1,26 +1,27 @@
-"""pyserial as an ESP-AT host against wsat, with a websockets echo server.
+"""pyserial as an ESP-AT host against wsat, with a websockets echo server:
+`serial_for_url("socket://…")` against `--tcp` and `serial.Serial(PATH)`
+against `--pty`, both started by the `wsat` fixtures (wsat_pytest).
 
-    interop.py tcp HOST:PORT   serial_for_url("socket://HOST:PORT")
-    interop.py pty PATH        serial.Serial(PATH)
-
-Exits 0 after the documented session and a binary round trip; any mismatch or
-wait longer than WAIT seconds fails with a message.
+Each test runs the documented session and a binary round trip; any mismatch
+or a wait longer than WAIT seconds fails with a message.
 """
 import asyncio
-import sys
 import threading
 import time
 
+import pytest
 import serial
 from websockets.asyncio.server import serve
 
 WAIT = 10.0
 
 
-def echo_server():
-    """A websockets echo server on 127.0.0.1:0 in a thread; returns its URI."""
+@pytest.fixture
+def echo_uri():
+    """A websockets echo server on 127.0.0.1:0 in a thread; its URI."""
     ready = threading.Event()
     uri = []
+    stop = []
 
     async def echo(ws):
         async for message in ws:
@@ -30,13 +31,19 @@ def echo_server():
         async with serve(echo, "127.0.0.1", 0) as server:
             port = server.sockets[0].getsockname()[1]
             uri.append(f"ws://127.0.0.1:{port}")
+            done = asyncio.get_running_loop().create_future()
+            stop.append((asyncio.get_running_loop(), done))
             ready.set()
-            await asyncio.Future()
+            await done
 
-    threading.Thread(target=lambda: asyncio.run(main()), daemon=True).start()
+    thread = threading.Thread(target=lambda: asyncio.run(main()), daemon=True)
+    thread.start()
     if not ready.wait(WAIT):
-        sys.exit("echo server did not start")
-    return uri[0]
+        pytest.fail("echo server did not start")
+    yield uri[0]
+    loop, done = stop[0]
+    loop.call_soon_threadsafe(done.set_result, None)
+    thread.join(WAIT)
 
 
 class Host:
@@ -52,7 +59,7 @@ class Host:
         deadline = time.monotonic() + WAIT
         while needle not in self.buf:
             if time.monotonic() > deadline:
-                sys.exit(f"timed out waiting for {needle!r}; got {self.buf!r}")
+                pytest.fail(f"timed out waiting for {needle!r}; got {self.buf!r}")
             self.buf += self.port.read(self.port.in_waiting or 1)
         end = self.buf.index(needle) + len(needle)
         got, self.buf = self.buf[:end], self.buf[end:]
@@ -60,22 +67,23 @@ class Host:
 
     def expect(self, exact):
         got = self.read_until(exact)
-        if got != exact:
-            sys.exit(f"expected {exact!r}, got {got!r}")
+        assert got == exact, f"expected {exact!r}, got {got!r}"
 
     def at(self, line, answer):
         self.send(line.encode() + b"\r\n")
         self.expect(answer)
 
 
-def main():
-    kind, where = sys.argv[1], sys.argv[2]
-    uri = echo_server()
-    if kind == "tcp":
-        port = serial.serial_for_url(f"socket://{where}", timeout=0.2)
-    else:
-        port = serial.Serial(where, 115200, timeout=0.2)
-    host = Host(port)
+def session(port, uri):
+    """The README's session and a binary round trip, on an open port (closed
+    after)."""
+    try:
+        run_session(Host(port), uri)
+    finally:
+        port.close()
+
+
+def run_session(host, uri):
     # pyserial discards pending input when it opens a port, so `ready` may or
     # may not be seen; the first OK puts host and modem in step.
     host.send(b"ATE0\r\n")
@@ -98,9 +106,19 @@ def main():
     host.at("AT+WSOPEN?", f'+WSOPEN:0,2,"{uri}"\r\n\r\nOK\r\n'.encode())
     host.at("AT+WSCLOSE=0", b"\r\nOK\r\n")
     host.at("AT+WSOPEN?", b"\r\nOK\r\n")
-    port.close()
-    print(f"interop ok: pyserial {serial.VERSION} over {kind}")
 
 
-if __name__ == "__main__":
-    main()
+def test_pyserial_socket_url_against_tcp(wsat, echo_uri):
+    assert wsat.url.startswith("socket://127.0.0.1:")
+    port = serial.serial_for_url(wsat.url, timeout=0.2)
+    session(port, echo_uri)
+    print(f"interop ok: pyserial {serial.VERSION} over tcp")
+
+
+@pytest.mark.wsat_args(transport="pty")
+def test_pyserial_serial_against_pty(wsat, echo_uri):
+    session(serial.Serial(wsat.url, 115200, timeout=0.2), echo_uri)
+    # A second host on the same port: the modem, like a powered board, is
+    # still there after the first one closed it.
+    session(serial.Serial(wsat.url, 115200, timeout=0.2), echo_uri)
+    print(f"interop ok: pyserial {serial.VERSION} over pty, twice")

@@ -1,14 +1,12 @@
 """Adafruit_CircuitPython_ESP_ATcontrol 0.11.7 as the host, against wsat.
 
-    adafruit.py HOST:PORT SSID PASSWORD
-
-wsat listens on HOST:PORT (`--tcp`) with SSID,PASSWORD among its access
-points (`--wifi`) and no stored AP (`--no-stored-ap`), so the module starts
-unassociated as the library expects. The library talks to it through
-pyserial's `socket://`, and a TCP echo server of this script's own on
-127.0.0.1 is the far end of the socket. Each call prints one line; every
-byte on the AT port is recorded, and a failure prints them all. Ends with
-`adafruit ok`.
+The `wsat` fixture (wsat_pytest) starts wsat on `--tcp` with SSID,PASSWORD
+among its access points (`--wifi`) and no stored AP (`--no-stored-ap`), so
+the module starts unassociated as the library expects. The library talks to
+it through pyserial's `socket://`, and a TCP echo server of this test's own
+on 127.0.0.1 is the far end of the socket. Each call prints one line (shown
+with `pytest -rP`); every byte on the AT port is recorded, and a failure
+shows them all.
 
 The library hides most failures (socket_send and socket_disconnect return
 the same whatever the module answered; begin() gives up without a word), so
@@ -29,6 +27,7 @@ import threading
 import time
 import traceback
 
+import pytest
 import serial
 
 # CircuitPython's digitalio and busio, which the library imports, as stubs.
@@ -36,10 +35,11 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "stu
 try:
     from adafruit_espatcontrol import adafruit_espatcontrol as espat
 except ImportError as err:
-    sys.exit(
+    # An error, not a skip: these tests fail without their host.
+    raise ImportError(
         f"cannot import adafruit_espatcontrol ({err}): ./scripts/test.sh installs "
         "adafruit-circuitpython-esp-atcontrol==0.11.7 into .venv"
-    )
+    ) from err
 
 PINNED = "0.11.7"
 # One call of the library may take this long: begin() takes 2.5 s when every
@@ -47,9 +47,12 @@ PINNED = "0.11.7"
 # passes, each with three tries a second apart); its own timeouts and
 # retries allow longer.
 STEP_LIMIT = 25.0
-# The whole script, under the Rust runner's limit.
+# The whole test, under the Rust runner's limit.
 SCRIPT_LIMIT = 50.0
-# Waits of this script's own (the echo server's side).
+# The emulated access point the library joins.
+SSID = "wsat-adafruit"
+PASSWORD = "circuitpython"
+# Waits of this test's own (the echo server's side).
 WAIT = 5.0
 # Every byte value, so the echo proves the data path is binary-clean.
 PAYLOAD = bytes(range(256))
@@ -61,7 +64,7 @@ class Overdue(BaseException):
 
 
 class Failed(Exception):
-    """A check of this script failed."""
+    """A check of this test failed."""
 
 
 def expect(condition, message):
@@ -218,8 +221,8 @@ def wait_until(condition, seconds=WAIT):
 
 class Step:
     """One call of the library: prints `<name>: <result>` (with what the
-    library printed itself), or the failure and the whole transcript, then
-    exits."""
+    library printed itself), or fails the test with the failure and the whole
+    transcript."""
 
     def __init__(self, port, script_end, name):
         self.port = port
@@ -253,20 +256,27 @@ class Step:
         else:
             why = "raised " + "".join(traceback.format_exception(kind, err, tb)).rstrip()
         self.port.collect(0.3)
-        print(f"{self.name}: FAILED: {why}{said}", flush=True)
-        print("transcript (seconds, direction, bytes) of the AT port:", flush=True)
-        print(self.port.transcript(), flush=True)
-        sys.exit(1)
+        pytest.fail(
+            f"{self.name}: FAILED: {why}{said}\n"
+            "transcript (seconds, direction, bytes) of the AT port:\n"
+            f"{self.port.transcript()}",
+            pytrace=False,
+        )
 
 
-def main():
-    where, ssid, password = sys.argv[1], sys.argv[2], sys.argv[3]
+@pytest.mark.wsat_args("--wifi", f"{SSID},{PASSWORD}", "--no-stored-ap")
+def test_adafruit_esp_atcontrol_drives_a_tcp_socket(wsat):
+    """begin, version, the join of an emulated AP, status, address, DNS,
+    ping, and a TCP socket to the echo server (connect, send, receive,
+    close), then leaving the AP."""
+    ssid, password = SSID, PASSWORD
+    where = "%s:%d" % wsat.address
     script_end = time.monotonic() + SCRIPT_LIMIT
     expect(espat.__version__ == PINNED, f"adafruit_espatcontrol {espat.__version__}, not {PINNED}")
     server = EchoServer()
     # Timeout 0: read() returns what is there; the library reads only after
     # in_waiting says a byte waits.
-    uart = serial.serial_for_url(f"socket://{where}", timeout=0)
+    uart = serial.serial_for_url(wsat.url, timeout=0)
     # The library writes a command and its CR LF in two writes; without
     # TCP_NODELAY the CR LF waits for the ACK of the first (Nagle against
     # delayed ACKs: 40 ms a command). A UART sends them back to back.
@@ -438,7 +448,3 @@ def main():
         f"{len(PAYLOAD)} bytes echoed through AT+CIPSEND and +IPD",
         flush=True,
     )
-
-
-if __name__ == "__main__":
-    main()
