@@ -22,8 +22,9 @@ use wsat::transport;
 use wsat::transport::tcp;
 use wsat_proto::{AccessPoint, Firmware, ModemOptions, WifiOptions};
 
-/// A WebSocket "AT modem": speaks ESP-AT's WebSocket AT commands on the AT
-/// port and RFC 6455 (ws://) on the network.
+/// An ESP-AT modem: speaks ESP-AT's AT commands (WebSocket, Wi-Fi station,
+/// TCP/UDP/SSL sockets) on the AT port and does the real networking (RFC
+/// 6455 over ws:// and wss://, sockets) on the host.
 ///
 /// With none of --tcp, --pty, --serial the AT port is stdin/stdout.
 #[derive(Parser)]
