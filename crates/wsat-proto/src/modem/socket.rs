@@ -32,6 +32,8 @@ const SEND_TIMEOUT_MS: u64 = 10_000;
 pub(super) const LOOKUP_TIMEOUT_MS: u64 = 10_000;
 /// Longest remote host of `AT+CIPSTART`.
 const MAX_HOST: usize = 64;
+/// Longest name for `AT+CIPDOMAIN` and `AT+PING` (a DNS name's limit).
+const MAX_NAME: usize = 253;
 /// Passthrough: data is sent once this much is buffered …
 const PASSTHROUGH_PACKET: usize = 2920;
 /// … or this long after the last byte; `+++` needs this much silence
@@ -450,11 +452,7 @@ impl Modem {
         };
         let param = |i: usize| (first + i + 1) as u16;
         let (kind, v6) = Kind::parse(args.str(first)?).ok_or(invalid(param(0)))?;
-        let host = args.str(first + 1)?;
-        if host.is_empty() || host.len() > MAX_HOST || core::str::from_utf8(host).is_err() {
-            return Err(invalid(param(1)));
-        }
-        let host = String::from_utf8_lossy(host).into_owned();
+        let host = host_arg(&args, first + 1, MAX_HOST)?;
         let min_port = if kind == Kind::Udp { 0 } else { 1 };
         let port = args.int(first + 2, min_port..=65535)? as u16;
         let rest = first + 3;
@@ -1422,17 +1420,13 @@ impl Modem {
             return Err(AtError::new(ErrorKind::OpError, 0));
         };
         let args = Args::parse(p, 4)?;
-        let name = args.str(0)?;
-        if name.is_empty() || name.len() > 253 || core::str::from_utf8(name).is_err() {
-            return Err(invalid(1));
-        }
+        let host = host_arg(&args, 0, MAX_NAME)?;
         let family = args.opt_int(1, 1..=3)?.unwrap_or(1) as u8;
         let timeout = args.opt_int(2, 0..=60_000)?.filter(|&t| t > 0);
         let all = args.opt_int(3, 0..=1)? == Some(1);
         if !self.associated() {
             return Err(AtError::exec());
         }
-        let host = String::from_utf8_lossy(name).into_owned();
         self.actions.push_back(NetAction::Resolve { host });
         let wait = timeout.map_or(LOOKUP_TIMEOUT_MS, |t| t as u64);
         Ok(Reply::Busy(Wait::Resolve {
@@ -1469,15 +1463,10 @@ impl Modem {
         let Form::Set(p) = form else {
             return Err(AtError::new(ErrorKind::OpError, 0));
         };
-        let args = Args::parse(p, 1)?;
-        let host = args.str(0)?;
-        if host.is_empty() || host.len() > 253 || core::str::from_utf8(host).is_err() {
-            return Err(invalid(1));
-        }
+        let host = host_arg(&Args::parse(p, 1)?, 0, MAX_NAME)?;
         if !self.associated() {
             return Err(AtError::exec());
         }
-        let host = String::from_utf8_lossy(host).into_owned();
         self.actions.push_back(NetAction::Ping { host });
         Ok(Reply::Busy(Wait::Ping {
             deadline: self.now.saturating_add(LOOKUP_TIMEOUT_MS),
@@ -1632,6 +1621,15 @@ impl Modem {
             self.sockets.config[id].names_mut().psk = Some((psk.to_vec(), hint.to_vec()));
         }
         Ok(Reply::Ok)
+    }
+}
+
+/// Parameter `i`, a host name or address: UTF-8, 1 to `max` bytes.
+fn host_arg(args: &Args, i: usize, max: usize) -> Result<String, AtError> {
+    let host = args.str(i)?;
+    match core::str::from_utf8(host) {
+        Ok(text) if !text.is_empty() && text.len() <= max => Ok(String::from(text)),
+        _ => Err(invalid(i as u16 + 1)),
     }
 }
 
