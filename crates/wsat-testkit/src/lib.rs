@@ -2,9 +2,9 @@
 //! `--tcp 127.0.0.1:0` ([`Wsat`], launched by [`rig::Proc`]), a host talking
 //! to it byte for byte ([`Host`]), and servers on 127.0.0.1:0: wsat's echo
 //! server ([`echo_server`]), a raw-frame server ([`raw`]), TLS servers
-//! with certificates made at test time ([`tls`]), the TCP, UDP and
-//! slow-host peers of the socket links ([`sockets`]), plain TCP and UDP
-//! echo peers and tshark to read captures back ([`tshark`]), `wsat peer`
+//! with certificates made at test time ([`tls`]), the TCP, UDP, echo and
+//! slow-host peers of the socket links ([`sockets`]), tshark to read
+//! captures back ([`tshark`]), `wsat peer`
 //! with a client for its control API and a raw WebSocket client
 //! ([`peer`]), and an HTTP client for the JSON APIs ([`http`]).
 //!

@@ -169,6 +169,20 @@ impl TcpEcho {
     }
 }
 
+/// A UDP socket on 127.0.0.1:0 that sends every datagram back, serving
+/// until the test ends.
+pub async fn udp_echo_server() -> SocketAddr {
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 65536];
+        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+            let _ = socket.send_to(&buf[..n], from).await;
+        }
+    });
+    addr
+}
+
 /// The server side of a bulk transfer: sends `total` bytes of [`pattern`]
 /// on a connection as fast as the modem takes them, then shuts it down.
 /// Its progress can be watched, to see whether TCP holds it back.

@@ -1,13 +1,8 @@
-//! tshark (Wireshark's command line) reading a capture back, and the plain
-//! TCP and UDP echo peers the capture tests connect socket links to.
+//! tshark (Wireshark's command line) reading a capture back.
 use std::io::Read;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, UdpSocket};
 
 /// How long one tshark run may take (a capture of a few hundred packets
 /// takes well under a second; its start-up, a few).
@@ -112,36 +107,4 @@ pub fn unhex(hex: &str) -> Vec<u8> {
     hex.chunks(2)
         .map(|pair| u8::from_str_radix(std::str::from_utf8(pair).unwrap(), 16).unwrap())
         .collect()
-}
-
-/// A TCP echo server on 127.0.0.1:0, serving until the test ends.
-pub async fn tcp_echo_server() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut tcp, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                while let Ok(n @ 1..) = tcp.read(&mut buf).await {
-                    if tcp.write_all(&buf[..n]).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// A UDP socket on 127.0.0.1:0 that sends every datagram back.
-pub async fn udp_echo_server() -> SocketAddr {
-    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 65536];
-        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
-            let _ = socket.send_to(&buf[..n], from).await;
-        }
-    });
-    addr
 }

@@ -7,8 +7,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use wsat_testkit::rig::Launch;
+use wsat_testkit::sockets::{udp_echo_server, TcpEcho};
 use wsat_testkit::tls::{Leaf, TlsEchoServer};
-use wsat_testkit::tshark::{tcp_echo_server, udp_echo_server, unhex, Tshark};
+use wsat_testkit::tshark::{unhex, Tshark};
 use wsat_testkit::{closed_port, echo_server, Wsat};
 
 fn port_of(uri: &str) -> u16 {
@@ -156,7 +157,7 @@ async fn links_and_the_at_port_as_tshark_dissects_them() {
     let ws = echo_server().await;
     let leaf = Leaf::self_signed(&["localhost"]);
     let wss = TlsEchoServer::start(&leaf, None).await;
-    let tcp = tcp_echo_server().await;
+    let tcp = TcpEcho::start().await;
     let udp = udp_echo_server().await;
     let server_port = closed_port().await;
 
@@ -198,7 +199,7 @@ async fn links_and_the_at_port_as_tshark_dissects_them() {
 
     // Socket links: TCP, UDP, and a connection to AT+CIPSERVER.
     host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
-    let start = format!("AT+CIPSTART=0,\"TCP\",\"127.0.0.1\",{}", tcp.port());
+    let start = format!("AT+CIPSTART=0,\"TCP\",\"127.0.0.1\",{}", tcp.port);
     host.at(&start, b"0,CONNECT\r\n\r\nOK\r\n").await;
     host.send(b"AT+CIPSEND=0,5\r\n").await;
     host.expect(b"\r\nOK\r\n\r\n>").await;
@@ -310,7 +311,7 @@ async fn links_and_the_at_port_as_tshark_dissects_them() {
     // Socket links: the payloads, both ways.
     let hello = b"hello".to_vec();
     assert_eq!(
-        payloads(&packets, tcp.port(), true),
+        payloads(&packets, tcp.port, true),
         [("to", hello.clone()), ("from", hello)]
     );
     let ping = b"ping".to_vec();
@@ -329,7 +330,7 @@ async fn links_and_the_at_port_as_tshark_dissects_them() {
         .map(|p| (p.interface.as_str(), p.dst_port))
         .collect();
     let at = ("at", 23);
-    let links = [ws_port, wss_port, tcp.port(), server_port].map(|port| ("links", port));
+    let links = [ws_port, wss_port, tcp.port, server_port].map(|port| ("links", port));
     assert_eq!(syns, [&[at][..], &links].concat());
     // Every stream is closed: a FIN from wsat, the peer, or both (the
     // peer's after wsat's own is never read).
