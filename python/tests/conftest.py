@@ -4,11 +4,12 @@ run in a subprocess on a test file the test writes."""
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import serial
+
+from wsat_pytest import AtHost
 
 #: How long a test waits for bytes it expects.
 WAIT = 10.0
@@ -19,44 +20,9 @@ SUBPROCESS_LIMIT = 120.0
 SOURCE = Path(__file__).resolve().parents[1] / "src"
 
 
-class Host:
-    """A host program on a pyserial port: writes commands, reads answers
-    byte for byte, every wait bounded."""
-
-    def __init__(self, url):
-        self.port = serial.serial_for_url(url, timeout=0.05)
-        self.buf = b""
-
-    def send(self, data):
-        self.port.write(data)
-        self.port.flush()
-
-    def read_until(self, needle, wait=WAIT):
-        deadline = time.monotonic() + wait
-        while needle not in self.buf:
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {needle!r}; got {self.buf!r}")
-            self.buf += self.port.read(self.port.in_waiting or 1)
-        end = self.buf.index(needle) + len(needle)
-        got, self.buf = self.buf[:end], self.buf[end:]
-        return got
-
-    def expect(self, exact, wait=WAIT):
-        got = self.read_until(exact, wait)
-        assert got == exact, f"expected {exact!r}, got {got!r}"
-
-    def at(self, line, answer):
-        self.send(line.encode() + b"\r\n")
-        self.expect(answer)
-
-    def quiet(self):
-        """Echo off, and everything before its OK (the boot banner) read."""
-        self.send(b"ATE0\r\n")
-        self.read_until(b"\r\nOK\r\n")
-        self.buf = b""
-
-    def close(self):
-        self.port.close()
+def Host(url):
+    """An AT host on a pyserial port opened at `url`."""
+    return AtHost(serial.serial_for_url(url, timeout=0.05), wait=WAIT)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ the plugin `wsat_pytest.plugin`, which `pip install` registers.
 """
 
 from .control import Control, ControlError, PeerControl
+from .host import AtHost
 from .process import (
     Peer,
     PeerUnavailable,
@@ -22,6 +23,7 @@ from .process import (
 )
 
 __all__ = [
+    "AtHost",
     "Control",
     "ControlError",
     "Peer",

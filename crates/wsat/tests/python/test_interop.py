@@ -7,11 +7,12 @@ or a wait longer than WAIT seconds fails with a message.
 """
 import asyncio
 import threading
-import time
 
 import pytest
 import serial
 from websockets.asyncio.server import serve
+
+from wsat_pytest import AtHost
 
 WAIT = 10.0
 
@@ -46,39 +47,11 @@ def echo_uri():
     thread.join(WAIT)
 
 
-class Host:
-    def __init__(self, port):
-        self.port = port
-        self.buf = b""
-
-    def send(self, data):
-        self.port.write(data)
-        self.port.flush()
-
-    def read_until(self, needle):
-        deadline = time.monotonic() + WAIT
-        while needle not in self.buf:
-            if time.monotonic() > deadline:
-                pytest.fail(f"timed out waiting for {needle!r}; got {self.buf!r}")
-            self.buf += self.port.read(self.port.in_waiting or 1)
-        end = self.buf.index(needle) + len(needle)
-        got, self.buf = self.buf[:end], self.buf[end:]
-        return got
-
-    def expect(self, exact):
-        got = self.read_until(exact)
-        assert got == exact, f"expected {exact!r}, got {got!r}"
-
-    def at(self, line, answer):
-        self.send(line.encode() + b"\r\n")
-        self.expect(answer)
-
-
 def session(port, uri):
     """The README's session and a binary round trip, on an open port (closed
     after)."""
     try:
-        run_session(Host(port), uri)
+        run_session(AtHost(port, wait=WAIT), uri)
     finally:
         port.close()
 
