@@ -866,14 +866,14 @@ impl Driver {
         };
         let now = self.start.elapsed().as_millis() as u64;
         let received = self.counters.iter().map(|(_, r)| r).sum();
-        let open: Vec<Link> = self
-            .modem
-            .link_status()
-            .into_iter()
-            .filter(|s| s.state == "open")
-            .map(|s| s.link)
-            .collect();
-        let is_open = |link: control::LinkName| open.contains(&link.0);
+        // Asked only by a step waiting for a link: not every poll.
+        let modem = &self.modem;
+        let is_open = |link: control::LinkName| {
+            modem
+                .link_status()
+                .iter()
+                .any(|s| s.link == link.0 && s.state == "open")
+        };
         let seen = scenario::Observed {
             now,
             received,

@@ -198,7 +198,7 @@ fn valid_header_text(value: &[u8]) -> bool {
 impl Modem {
     /// Parses and runs one command line (terminator removed, not empty).
     pub(super) fn run_line(&mut self, line: &[u8]) {
-        if self.faulted_answer(line).is_some() {
+        if self.faulted_answer(line) {
             return;
         }
         let result = match line.strip_prefix(b"AT") {

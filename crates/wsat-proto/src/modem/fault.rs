@@ -109,14 +109,17 @@ impl Modem {
         self.settle();
     }
 
-    /// A command line is about to run: the answer an armed fault gives it
-    /// instead, if one matches (and is used up).
-    pub(super) fn faulted_answer(&mut self, line: &[u8]) -> Option<()> {
-        let at = self
+    /// A command line is about to run: an armed fault that matches it (and
+    /// is used up) answers instead; returns whether one did.
+    pub(super) fn faulted_answer(&mut self, line: &[u8]) -> bool {
+        let Some(at) = self
             .armed
             .answers
             .iter()
-            .position(|(prefix, _)| line.starts_with(prefix))?;
+            .position(|(prefix, _)| line.starts_with(prefix))
+        else {
+            return false;
+        };
         let (_, answer) = self.armed.answers.remove(at);
         match answer {
             FaultAnswer::Error => self.error(AtError::new(ErrorKind::Unsupported, 0)),
@@ -127,7 +130,7 @@ impl Modem {
                 self.out.extend_from_slice(at::ERROR);
             }
         }
-        Some(())
+        true
     }
 
     /// An `OK` was just written: the reports armed for after it follow.

@@ -403,7 +403,7 @@ impl Modem {
         let on = Args::parse(p, 1)?.int(0, 0..=1)? == 1;
         if on {
             let s = &self.sockets;
-            let clients = s.slots.iter().flatten().count();
+            let clients = s.open_count();
             let udp_moving = s
                 .slots
                 .iter()
@@ -669,15 +669,21 @@ impl Modem {
             _ => return Err(AtError::exec()),
         };
         for id in ids {
-            if self.sockets.slots[usize::from(id)].take().is_some() {
-                self.actions.push_back(NetAction::Close {
-                    link: Link::Socket(id),
-                });
-                let text = self.closed_report(id);
-                self.out.extend_from_slice(&text);
-            }
+            self.close_for_host(id);
         }
         Ok(Reply::Ok)
+    }
+
+    /// A command of the host closes link `id`, if it exists: its `CLOSED`
+    /// is part of the command's answer, before the `OK`.
+    fn close_for_host(&mut self, id: LinkId) {
+        if self.sockets.slots[usize::from(id)].take().is_some() {
+            self.actions.push_back(NetAction::Close {
+                link: Link::Socket(id),
+            });
+            let text = self.closed_report(id);
+            self.out.extend_from_slice(&text);
+        }
     }
 
     /// `+CIPSTATE:`/`+CIPSTATUS:` lines, one per link that is up.
@@ -942,13 +948,7 @@ impl Modem {
             self.actions.push_back(NetAction::StopListening);
             if close_all {
                 for id in 0..SOCKET_COUNT as LinkId {
-                    if self.sockets.slots[usize::from(id)].take().is_some() {
-                        self.actions.push_back(NetAction::Close {
-                            link: Link::Socket(id),
-                        });
-                        let text = self.closed_report(id);
-                        self.out.extend_from_slice(&text);
-                    }
+                    self.close_for_host(id);
                 }
             }
             return Ok(Reply::Ok);
@@ -1315,18 +1315,12 @@ impl Modem {
             }
         }
         self.passthrough_timeout();
-        if self
-            .sockets
-            .reconnect
-            .as_ref()
-            .is_some_and(|(_, at)| now >= *at)
-        {
-            if let Some((origin, _)) = self.sockets.reconnect.take() {
-                if self.in_passthrough() && self.sockets.slots[0].is_none() && self.associated() {
-                    self.connect_socket(0, origin, CONNECT_TIMEOUT_MS);
-                } else if self.in_passthrough() {
-                    self.schedule_reconnect(origin);
-                }
+        let due = self.sockets.reconnect.take_if(|(_, at)| now >= *at);
+        if let Some((origin, _)) = due.filter(|_| self.in_passthrough()) {
+            if self.sockets.slots[0].is_none() && self.associated() {
+                self.connect_socket(0, origin, CONNECT_TIMEOUT_MS);
+            } else {
+                self.schedule_reconnect(origin);
             }
         }
     }
