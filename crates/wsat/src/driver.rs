@@ -219,6 +219,7 @@ where
         pcap,
         host_open: true,
         unflushed: false,
+        taken_early: false,
         timer: Box::pin(tokio::time::sleep_until(far_future())),
         timer_at: None,
     };
@@ -316,6 +317,8 @@ struct Driver {
     host_open: bool,
     /// Host output written but not flushed (stdout buffers).
     unflushed: bool,
+    /// A link took a send at once in this step (`net::EARLY_SEND`).
+    taken_early: bool,
     timer: Pin<Box<tokio::time::Sleep>>,
     timer_at: Option<u64>,
 }
@@ -371,6 +374,14 @@ impl Driver {
             moved |= self.poll_scenario(cx);
             moved |= self.poll_accept(cx);
             self.collect();
+            // A large send taken at once (net::EARLY_SEND): its SEND OK goes
+            // out before the frame.
+            if std::mem::take(&mut self.taken_early) {
+                match self.write_host(cx, writer) {
+                    Ok(wrote) => moved |= wrote,
+                    Err(error) => return Poll::Ready(Step::Done(Err(error))),
+                }
+            }
             for link in Link::all() {
                 moved |= self.poll_link(cx, link);
             }
@@ -379,10 +390,9 @@ impl Driver {
             // Host output last: a prompt and the SEND OK of a send the
             // socket took at once go out in one write (one wake-up of the
             // host instead of two).
-            match self.poll_host_write(cx, writer) {
-                Poll::Ready(Ok(true)) => moved = true,
-                Poll::Ready(Ok(false)) | Poll::Pending => {}
-                Poll::Ready(Err(error)) => return Poll::Ready(Step::Done(Err(error))),
+            match self.write_host(cx, writer) {
+                Ok(wrote) => moved |= wrote,
+                Err(error) => return Poll::Ready(Step::Done(Err(error))),
             }
             if !self.host_open && self.modem.host_output().is_empty() && !self.unflushed {
                 return Poll::Ready(Step::Done(Ok(())));
@@ -394,6 +404,19 @@ impl Driver {
         // Busy: let the other modems of this runtime have a turn.
         cx.waker().wake_by_ref();
         Poll::Pending
+    }
+
+    /// Writes host output if the port takes it now; true when something
+    /// was written.
+    fn write_host<W: AsyncWrite + Unpin>(
+        &mut self,
+        cx: &mut Context<'_>,
+        writer: &mut W,
+    ) -> io::Result<bool> {
+        match self.poll_host_write(cx, writer) {
+            Poll::Ready(result) => result,
+            Poll::Pending => Ok(false),
+        }
     }
 
     /// Writes host output; `Ok(true)` when something was written.
@@ -788,7 +811,11 @@ impl Driver {
                     if let Some(pcap) = &mut self.pcap {
                         pcap.sent(link, &bytes);
                     }
-                    stream.send(bytes);
+                    if stream.send(bytes) {
+                        let now = self.now();
+                        self.modem.net_event(link, NetEvent::Sent, now);
+                        self.taken_early = true;
+                    }
                 }
             }
             NetAction::SendTo { link, to, bytes } => {

@@ -105,6 +105,34 @@ async fn a_16384_byte_send_is_split_at_buffer_size() {
     }
 }
 
+/// A 16 KiB frame is taken before it is written (its `SEND OK` leaves
+/// first); an `AT+WSCLOSE` in the same write still comes after all of it.
+#[tokio::test]
+async fn a_large_send_closed_at_once_arrives_whole() {
+    let server = RawListener::bind().await;
+    let wsat = Wsat::start();
+    let mut host = wsat.quiet_host().await;
+    host.at("AT+WSCFG=0,30,60,16384", b"\r\nOK\r\n").await;
+    let mut conn = host.open_raw(0, &server).await;
+    let data: Vec<u8> = (0..16384u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut write = b"AT+WSSEND=0,16384,2\r\n".to_vec();
+    write.extend_from_slice(&data);
+    write.extend_from_slice(b"AT+WSCLOSE=0\r\n");
+    host.send(&write).await;
+    host.expect(b"\r\nOK\r\n\r\n>\r\nSEND OK\r\n").await;
+    let frame = conn.read_frame().await;
+    assert_eq!((frame.fin, frame.opcode), (true, 2));
+    assert_eq!(frame.payload, data);
+    let close = conn.read_frame().await;
+    assert_eq!(
+        (close.opcode, close.payload),
+        (8, 1000u16.to_be_bytes().to_vec())
+    );
+    conn.send_frame(true, 8, &1000u16.to_be_bytes()).await;
+    host.expect(b"\r\nOK\r\n").await;
+    host.alive().await;
+}
+
 #[tokio::test]
 async fn handshake_carries_headers_subprotocol_and_auth() {
     let server = RawListener::bind().await;

@@ -1364,6 +1364,29 @@ async fn cipsend_with_data_and_the_next_command_in_one_write() {
     host.alive().await;
 }
 
+/// A send large enough to be taken before it is written (its `SEND OK`
+/// leaves first), closed by the next command of the same write: the server
+/// still gets every byte, then the close.
+#[tokio::test]
+async fn a_large_send_closed_at_once_arrives_whole() {
+    let server = TcpServer::bind().await;
+    let wsat = Wsat::start();
+    let mut host = wsat.quiet_host().await;
+    host.cipstart(&format!("\"TCP\",\"127.0.0.1\",{}", server.port), "CONNECT")
+        .await;
+    let mut peer = server.accept().await;
+    let data = pattern_bytes(0, 8192);
+    let mut write = b"AT+CIPSEND=8192\r\n".to_vec();
+    write.extend_from_slice(&data);
+    write.extend_from_slice(b"AT+CIPCLOSE\r\n");
+    host.send(&write).await;
+    host.expect(b"\r\nOK\r\n\r\n>\r\nRecv 8192 bytes\r\n\r\nSEND OK\r\nCLOSED\r\n\r\nOK\r\n")
+        .await;
+    peer.expect(&data).await;
+    peer.expect_eof().await;
+    host.alive().await;
+}
+
 /// What drivers send (§3.3 "Who sends what"): Zephyr's TCP with keep-alive
 /// 7200 and its bound UDP socket (remote `0.0.0.0`, port 65535, mode 2,
 /// local IP `0.0.0.0`), which takes the first sender as its peer;
