@@ -561,8 +561,8 @@ impl Report {
         }
         println!();
         println!(
-            "{:<36} {:>12} {:>12}  target (peak)",
-            "modem process memory", "peak (HWM)", "now (RSS)"
+            "{:<36} {:>12} {:>12} {:>12} {:>12}  target (peak)",
+            "modem process memory", "peak (HWM)", "now (RSS)", "of it anon", "of it file"
         );
         let kib = |v: u64| format!("{v} KiB");
         let mem = |name: &str, m: &procs::Memory, target_mib: Option<u64>| {
@@ -570,9 +570,11 @@ impl Report {
                 .map(|mib| verdict(m.peak_kib <= mib * 1024, &format!("≤ {mib} MiB")))
                 .unwrap_or_default();
             println!(
-                "{name:<36} {:>12} {:>12}  {target}",
+                "{name:<36} {:>12} {:>12} {:>12} {:>12}  {target}",
                 kib(m.peak_kib),
-                kib(m.current_kib)
+                kib(m.current_kib),
+                kib(m.anon_kib),
+                kib(m.file_kib)
             )
         };
         mem("idle (one host connected)", &self.rss_idle, Some(5));
@@ -656,6 +658,8 @@ impl Report {
             }
         }
         metric("rss_idle_kib", self.rss_idle.peak_kib as f64, "KiB");
+        metric("rss_idle_anon_kib", self.rss_idle.anon_kib as f64, "KiB");
+        metric("rss_idle_file_kib", self.rss_idle.file_kib as f64, "KiB");
         metric("rss_3links_kib", self.rss_3links.peak_kib as f64, "KiB");
         metric(
             &format!("rss_{}_modems_kib", self.modems),

@@ -135,7 +135,8 @@ impl Wsat {
         self.child.0.id()
     }
 
-    /// Peak and current resident set size, in KiB.
+    /// Peak and current resident set size, and how the current one splits
+    /// into private (anonymous) and file-backed pages, in KiB.
     pub fn memory(&self) -> anyhow::Result<Memory> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .context("reading /proc/<pid>/status of wsat")?;
@@ -149,6 +150,8 @@ impl Wsat {
         Ok(Memory {
             peak_kib: field("VmHWM:")?,
             current_kib: field("VmRSS:")?,
+            anon_kib: field("RssAnon:")?,
+            file_kib: field("RssFile:")?,
         })
     }
 }
@@ -157,6 +160,12 @@ impl Wsat {
 pub struct Memory {
     pub peak_kib: u64,
     pub current_kib: u64,
+    /// Heap, stacks, written statics: what this process alone costs.
+    pub anon_kib: u64,
+    /// Mapped pages of the binary and shared libraries: clean, shared with
+    /// every process that maps the same files, and as many as the kernel's
+    /// fault-around happened to map (it varies with the page cache).
+    pub file_kib: u64,
 }
 
 /// The `wsat` binary: `$WSAT_BIN`, or `wsat` next to this executable (both
