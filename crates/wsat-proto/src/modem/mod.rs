@@ -312,7 +312,9 @@ pub enum NetAction {
         keep_alive_s: u16,
     },
     /// Write these bytes to the link's stream, after earlier sends.
-    /// Answer with [`NetEvent::Sent`] once they are written.
+    /// Answer with [`NetEvent::Sent`] once they are written, or taken into a
+    /// bounded send buffer of the runtime that will write them before the
+    /// link's `Close` (as `SEND OK` counts data in a module's TCP buffer).
     Send {
         /// The link whose connection takes them.
         link: Link,
