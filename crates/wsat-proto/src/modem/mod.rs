@@ -901,7 +901,7 @@ impl Modem {
 
     /// What the modem did and why (frames, handshake failures, protocol
     /// errors), oldest first, for logs and traces. Entries past
-    /// the last [`LOG_BOUND`] are dropped; [`Log::Dropped`] says how many.
+    /// the last 1024 are dropped; [`Log::Dropped`] says how many.
     ///
     /// May change after any call of step 1.
     pub fn poll_log(&mut self) -> Option<Log> {
