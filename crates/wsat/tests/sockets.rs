@@ -16,11 +16,26 @@ use wsat_testkit::sockets::{
 use wsat_testkit::tls::{
     BadServer, Ca, Hello, Misbehaviour, TlsSocketServer, CLIENT_CA, CLIENT_CERT, CLIENT_KEY,
 };
-use wsat_testkit::{closed_port, Wsat, WAIT};
+use wsat_testkit::{closed_port, Host, Wsat, WAIT};
 
 /// 127.0.0.1:`port`.
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
+}
+
+/// A modem (echo off) whose link 0 is a TCP connection to a new server,
+/// made after the `setup` commands (each answered `OK`).
+async fn tcp_link(setup: &[&str]) -> (Wsat, Host, TcpServer, TcpPeer) {
+    let server = TcpServer::bind().await;
+    let wsat = Wsat::start();
+    let mut host = wsat.quiet_host().await;
+    for line in setup {
+        host.at(line, b"\r\nOK\r\n").await;
+    }
+    host.cipstart(&format!("\"TCP\",\"127.0.0.1\",{}", server.port), "CONNECT")
+        .await;
+    let peer = server.accept().await;
+    (wsat, host, server, peer)
 }
 
 /// `+CIPSTATE:<id>,"<type>","127.0.0.1",<remote port>,<local port>,<tetype>`
@@ -745,13 +760,7 @@ async fn passthrough_raw_both_ways_and_a_lone_escape_leaves() {
 /// it took as data would have reached the server.
 #[tokio::test]
 async fn passthrough_escape_without_sysmsg_is_silent() {
-    let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMODE=1", b"\r\nOK\r\n").await;
-    host.cipstart(&format!("\"TCP\",\"127.0.0.1\",{}", server.port), "CONNECT")
-        .await;
-    let mut peer = server.accept().await;
+    let (_wsat, mut host, _server, mut peer) = tcp_link(&["AT+CIPMODE=1"]).await;
     host.at("AT+CIPSEND", b"\r\nOK\r\n\r\n>").await;
     host.send(b"data").await;
     peer.expect(b"data").await;
@@ -967,13 +976,7 @@ async fn cipdomain_and_ping_on_loopback() {
 /// reading the socket while the host output is past its bound).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_megabytes_passthrough_to_a_slow_host() {
-    let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMODE=1", b"\r\nOK\r\n").await;
-    host.cipstart(&format!("\"TCP\",\"127.0.0.1\",{}", server.port), "CONNECT")
-        .await;
-    let peer = server.accept().await;
+    let (wsat, mut host, _server, peer) = tcp_link(&["AT+CIPMODE=1"]).await;
     host.at("AT+CIPSEND", b"\r\nOK\r\n\r\n>").await;
     let sender = PatternSender::start(peer, TOTAL, WRITE_LIMIT);
     let mut rss = RssWatch::new(&wsat.proc);
@@ -1136,12 +1139,7 @@ async fn cipsendex_ends_at_backslash_zero() {
 /// cancels it: `SEND Canceled`, nothing sent (§3.4).
 #[tokio::test]
 async fn a_lone_escape_cancels_cipsend() {
-    let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.cipstart(&format!("\"TCP\",\"127.0.0.1\",{}", server.port), "CONNECT")
-        .await;
-    let mut peer = server.accept().await;
+    let (_wsat, mut host, _server, mut peer) = tcp_link(&[]).await;
     host.at("AT+CIPSEND=10", b"\r\nOK\r\n\r\n>").await;
     // The silence before an escape (§3.6: more than 20 ms) is the host's.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -1346,12 +1344,7 @@ async fn leaving_passive_mode_hands_over_the_buffer_after_ok() {
 /// one write. The next command waits for `SEND OK` (§3.4).
 #[tokio::test]
 async fn cipsend_with_data_and_the_next_command_in_one_write() {
-    let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.cipstart(&format!("\"TCP\",\"127.0.0.1\",{}", server.port), "CONNECT")
-        .await;
-    let mut peer = server.accept().await;
+    let (_wsat, mut host, server, mut peer) = tcp_link(&[]).await;
     host.send(b"AT+CIPSEND=5\r\nhelloAT+CIPSTATUS\r\n").await;
     let status = format!(
         "\r\nOK\r\n\r\n>\r\nRecv 5 bytes\r\n\r\nSEND OK\r\nSTATUS:3\r\n\
@@ -1369,12 +1362,7 @@ async fn cipsend_with_data_and_the_next_command_in_one_write() {
 /// still gets every byte, then the close.
 #[tokio::test]
 async fn a_large_send_closed_at_once_arrives_whole() {
-    let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.cipstart(&format!("\"TCP\",\"127.0.0.1\",{}", server.port), "CONNECT")
-        .await;
-    let mut peer = server.accept().await;
+    let (_wsat, mut host, _server, mut peer) = tcp_link(&[]).await;
     let data = pattern_bytes(0, 8192);
     let mut write = b"AT+CIPSEND=8192\r\n".to_vec();
     write.extend_from_slice(&data);
