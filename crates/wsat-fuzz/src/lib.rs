@@ -50,6 +50,10 @@ fn assert_usable(sim: &mut Sim) {
     sim.host_reading = true;
     // Waits for the network end by their timeouts (≤ 180 s).
     sim.advance(200_000);
+    // Leaves passthrough or an `AT+CIPSENDL` (a `+++` alone between
+    // silences), which no amount of data ends.
+    host(sim, b"+++");
+    sim.advance(1_000);
     // Fills any data prompt (≤ 16384 bytes... or 64 KiB), then overflows the line.
     host(sim, &[b'x'; 70_000]);
     sim.advance(200_000);
@@ -335,6 +339,48 @@ pub fn at_commands(data: &[u8]) {
                 "leaving passthrough: {:?}",
                 String::from_utf8_lossy(&out)
             );
+            continue;
+        }
+        if prompt && line.to_ascii_uppercase().starts_with(b"AT+CIPSENDL=") {
+            // Up to 2^31 - 1 bytes: the next record's, byte by byte until it
+            // ends, else a lone `+++` between silences cancels. Progress
+            // lines are `+…` information.
+            let (_, data) = records.next().unwrap_or((0, &[]));
+            for &byte in data {
+                if ends_in_result(&sim.host_rx) {
+                    break;
+                }
+                host(&mut sim, &[byte]);
+            }
+            if !ends_in_result(&sim.host_rx) {
+                sim.advance(50);
+                host(&mut sim, b"+++");
+                sim.advance(50);
+            }
+            let out = answer(&mut sim);
+            let ends: [&[u8]; 3] = [
+                b"\r\nSEND CANCELLED\r\n",
+                b"\r\nSEND OK\r\n",
+                b"\r\nSEND FAIL\r\n",
+            ];
+            let end = ends
+                .iter()
+                .filter_map(|e| {
+                    out.windows(e.len())
+                        .rposition(|w| w == *e)
+                        .map(|at| at + e.len())
+                })
+                .max();
+            let text = String::from_utf8_lossy(&out);
+            let end = end.unwrap_or_else(|| panic!("AT+CIPSENDL did not end: {text:?}"));
+            // With one or two bytes left, the `+++` was data and the rest
+            // of it is a new line (echoed, with echo on): end that line.
+            assert!(
+                out[end..].iter().all(|&b| b == b'+'),
+                "after AT+CIPSENDL: {text:?}"
+            );
+            host(&mut sim, b"\r\n");
+            answer(&mut sim);
             continue;
         }
         if prompt {

@@ -1375,6 +1375,34 @@ async fn a_large_send_closed_at_once_arrives_whole() {
     host.alive().await;
 }
 
+/// `AT+CIPSENDL` takes a megabyte at the pace of the link and reports every
+/// 1024 bytes written (`<had sent len>` in steps of 1024, `<port recv len>`
+/// at least that), then `SEND OK` (§3.7).
+#[tokio::test]
+async fn cipsendl_streams_a_megabyte_with_progress_reports() {
+    const LEN: usize = 1 << 20;
+    let (_wsat, mut host, _server, mut peer) = tcp_link(&[]).await;
+    host.at(&format!("AT+CIPSENDL={LEN}"), b"\r\nOK\r\n\r\n>")
+        .await;
+    let data = pattern_bytes(0, LEN);
+    tokio::join!(host.send(&data), peer.expect(&data));
+    let out = host.read_until(b"\r\nSEND OK\r\n").await;
+    let text = String::from_utf8(out).expect("text");
+    let mut lines: Vec<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.pop(), Some("SEND OK"));
+    assert_eq!(lines.len(), LEN / 1024, "{text}");
+    for (i, line) in lines.iter().enumerate() {
+        let (sent, received) = line
+            .strip_prefix("+CIPSENDL:")
+            .and_then(|counts| counts.split_once(','))
+            .unwrap_or_else(|| panic!("{line:?}"));
+        let (sent, received): (usize, usize) = (sent.parse().unwrap(), received.parse().unwrap());
+        assert_eq!(sent, (i + 1) * 1024);
+        assert!((sent..=LEN).contains(&received), "{line}");
+    }
+    host.alive().await;
+}
+
 /// What drivers send (§3.3 "Who sends what"): Zephyr's TCP with keep-alive
 /// 7200 and its bound UDP socket (remote `0.0.0.0`, port 65535, mode 2,
 /// local IP `0.0.0.0`), which takes the first sender as its peer;

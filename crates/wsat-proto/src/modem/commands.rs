@@ -123,6 +123,8 @@ const COMMANDS: &[Command] = &[
         m.cmd_cipsend(f, false)
     }),
     cmd("+CIPSENDEX", SET, |m, f| m.cmd_cipsend(f, true)),
+    cmd("+CIPSENDL", SET, Modem::cmd_cipsendl),
+    cmd("+CIPSENDLCFG", QUERY_SET, Modem::cmd_cipsendlcfg),
     cmd("+CIPCLOSE", [false, false, true, true], Modem::cmd_cipclose),
     cmd("+CIPMODE", QUERY_SET, Modem::cmd_cipmode),
     cmd("+CIPDINFO", QUERY_SET, Modem::cmd_cipdinfo),

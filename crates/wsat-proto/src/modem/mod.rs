@@ -554,6 +554,9 @@ enum Input {
     /// `AT+CIPSEND` in passthrough mode: every byte goes to socket link 0
     /// until a `+++` alone.
     Passthrough(socket::Passthrough),
+    /// `AT+CIPSENDL`: host bytes go to a socket link as they come, until
+    /// its length is in (or a `+++` alone).
+    LongSend(Box<socket::LongSend>),
     /// Reset: input is discarded (the chip is restarting) until `ready`
     /// goes out at `until`.
     Restarting { until: u64 },
@@ -850,9 +853,11 @@ impl Modem {
     pub fn wants_host_input(&self) -> bool {
         let passthrough_full =
             matches!(self.input, Input::Passthrough(_)) && !self.passthrough_wants_input();
+        let long_send_full = matches!(&self.input, Input::LongSend(l) if l.link_full());
         self.out_backlog() <= HOST_OUTPUT_BOUND
             && self.host_in.len() - self.host_in_pos < HOST_INPUT_BOUND
             && !passthrough_full
+            && !long_send_full
     }
 
     /// How many bytes to read from `link`'s socket now, at most (a read
@@ -996,6 +1001,10 @@ impl Modem {
                 },
                 Input::Busy(_) => self.busy_input(rest),
                 Input::Passthrough(_) => self.passthrough_input(rest),
+                // Its length is in (the rest waits for it to end), or the
+                // link has enough unwritten sends.
+                Input::LongSend(ref l) if !l.takes_input() => break,
+                Input::LongSend(_) => self.long_send_input(rest),
                 Input::Restarting { .. } => rest.len(),
             };
         }
@@ -1149,7 +1158,10 @@ impl Modem {
     fn holding_reports(&self) -> bool {
         match self.input {
             Input::Line => self.settings.echo && self.reader.in_line(),
-            Input::Data { .. } | Input::Busy(Wait::Send { .. }) | Input::Passthrough(_) => true,
+            Input::Data { .. }
+            | Input::Busy(Wait::Send { .. })
+            | Input::Passthrough(_)
+            | Input::LongSend(_) => true,
             Input::Busy(_) | Input::Restarting { .. } => false,
         }
     }

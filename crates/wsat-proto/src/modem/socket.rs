@@ -43,6 +43,14 @@ const PASSTHROUGH_INTERVAL_MS: u64 = 20;
 const PASSTHROUGH_MAX_SENDS: u64 = 8;
 /// The `+++` that leaves passthrough mode.
 const ESCAPE: &[u8] = b"+++";
+/// Longest `AT+CIPSENDL` data (2^31 − 1).
+const MAX_LONG_SEND: i64 = i32::MAX as i64;
+/// `AT+CIPSENDLCFG`'s `<report size>`: default and range.
+const LONG_SEND_REPORT: u32 = 1024;
+const LONG_SEND_REPORTS: core::ops::RangeInclusive<i64> = 100..=1 << 20;
+/// `AT+CIPSENDLCFG`'s `<transmit size>`: default and range.
+const LONG_SEND_TRANSMIT: u16 = 2920;
+const LONG_SEND_TRANSMITS: core::ops::RangeInclusive<i64> = 100..=2920;
 
 /// `"TCP"`, `"UDP"` or `"SSL"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,6 +200,9 @@ pub(super) struct Sockets {
     ever_opened: bool,
     /// Passthrough lost its link: it connects again at this time.
     reconnect: Option<(Origin, u64)>,
+    /// `AT+CIPSENDLCFG`.
+    long_send_report: u32,
+    long_send_transmit: u16,
 }
 
 impl Default for Sockets {
@@ -210,6 +221,8 @@ impl Default for Sockets {
             reconnect_interval: 1,
             ever_opened: false,
             reconnect: None,
+            long_send_report: LONG_SEND_REPORT,
+            long_send_transmit: LONG_SEND_TRANSMIT,
         }
     }
 }
@@ -236,6 +249,45 @@ pub(super) struct Passthrough {
     last_input: u64,
     /// A lone `+++` came at this time: it ends the mode after a silence.
     escape_at: Option<u64>,
+}
+
+/// The data phase of `AT+CIPSENDL`: host bytes go to the link as they come,
+/// in sends of `<transmit size>` (a shorter one after a silence, or at the
+/// end), with `+CIPSENDL:<had sent len>,<port recv len>` every
+/// `<report size>` bytes written. The host is read only while the link keeps
+/// up, so nothing is lost where a module without flow control would.
+pub(super) struct LongSend {
+    id: LinkId,
+    to: Option<SocketAddr>,
+    /// Bytes the host has still to send.
+    left: u64,
+    /// Host bytes not queued yet.
+    pending: Vec<u8>,
+    last_input: u64,
+    /// A lone `+++` came at this time: it cancels after a silence.
+    escape_at: Option<u64>,
+    /// Queued sends not written yet: the link's send count that completes
+    /// each, and its size.
+    unsent: VecDeque<(u64, usize)>,
+    /// `<port recv len>` and `<had sent len>`.
+    received: u64,
+    sent: u64,
+    /// The last `<had sent len>` reported.
+    reported: u64,
+    /// The link went: the rest is taken and dropped; it ends in SEND FAIL.
+    failed: bool,
+}
+
+impl LongSend {
+    /// The link has as many unwritten sends as passthrough allows.
+    pub(super) fn link_full(&self) -> bool {
+        self.unsent.len() as u64 >= PASSTHROUGH_MAX_SENDS
+    }
+
+    /// Whether host bytes are taken now (else they wait in the buffer).
+    pub(super) fn takes_input(&self) -> bool {
+        self.left > 0 && !self.link_full()
+    }
 }
 
 fn invalid(param: u16) -> AtError {
@@ -372,6 +424,13 @@ impl Modem {
         });
         if matches!(self.input, Input::Busy(Wait::Send { link: Link::Socket(l), .. }) if l == id) {
             self.finish_wait(Ok(b"\r\nSEND FAIL\r\n"));
+        }
+        if let Input::LongSend(l) = &mut self.input {
+            if l.id == id {
+                l.failed = true;
+                l.unsent.clear();
+                self.long_send_check_end();
+            }
         }
         if report {
             let text = self.closed_report(id);
@@ -575,9 +634,25 @@ impl Modem {
             }
             _ => return Err(AtError::exec()),
         };
+        let (id, len, to) = self.send_params(p, MAX_SEND)?;
+        let send = SocketSend {
+            id,
+            to,
+            escape: ex.then_some(false),
+        };
+        Ok(Reply::Prompt(len as usize, DataTarget::SocketSend(send)))
+    }
+
+    /// `[<id>,]<length>[,"<remote host>",<remote port>]` of the send
+    /// commands, for a link that can send there now.
+    fn send_params(
+        &self,
+        p: &[u8],
+        max_len: i64,
+    ) -> Result<(LinkId, u64, Option<SocketAddr>), AtError> {
         let args = Args::parse(p, 4)?;
         let (id, first) = self.socket_id(&args, SOCKET_COUNT as i64 - 1)?;
-        let len = args.int(first, 1..=MAX_SEND)? as usize;
+        let len = args.int(first, 1..=max_len)? as u64;
         let to = match args.opt_str(first + 1)? {
             None => None,
             Some(host) => {
@@ -598,12 +673,194 @@ impl Modem {
             Kind::Tcp | Kind::Ssl if to.is_some() => return Err(AtError::exec()),
             _ => {}
         }
-        let send = SocketSend {
+        Ok((id, len, to))
+    }
+
+    /// `AT+CIPSENDL=[<id>,]<length>[,"<remote host>",<remote port>]`: the
+    /// prompt, then the data phase of [`LongSend`].
+    pub(super) fn cmd_cipsendl(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let p = match form {
+            Form::Set(p) if !self.sockets.passthrough_mode => p,
+            _ => return Err(AtError::exec()),
+        };
+        let (id, left, to) = self.send_params(p, MAX_LONG_SEND)?;
+        self.out.extend_from_slice(at::PROMPT);
+        self.input = Input::LongSend(Box::new(LongSend {
             id,
             to,
-            escape: ex.then_some(false),
+            left,
+            pending: Vec::new(),
+            last_input: self.now,
+            escape_at: None,
+            unsent: VecDeque::new(),
+            received: 0,
+            sent: 0,
+            reported: 0,
+            failed: false,
+        }));
+        Ok(Reply::Done)
+    }
+
+    /// `AT+CIPSENDLCFG?` and `AT+CIPSENDLCFG=<report size>[,<transmit size>]`.
+    pub(super) fn cmd_cipsendlcfg(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let Form::Set(p) = form else {
+            self.info_line(&[
+                b"+CIPSENDLCFG:",
+                format!(
+                    "{},{}",
+                    self.sockets.long_send_report, self.sockets.long_send_transmit
+                )
+                .as_bytes(),
+            ]);
+            return Ok(Reply::Ok);
         };
-        Ok(Reply::Prompt(len, DataTarget::SocketSend(send)))
+        let args = Args::parse(p, 2)?;
+        let report = args.int(0, LONG_SEND_REPORTS)? as u32;
+        let transmit = args.opt_int(1, LONG_SEND_TRANSMITS)?;
+        self.sockets.long_send_report = report;
+        if let Some(transmit) = transmit {
+            self.sockets.long_send_transmit = transmit as u16;
+        }
+        Ok(Reply::Ok)
+    }
+
+    /// Host bytes of `AT+CIPSENDL` (only while [`LongSend::takes_input`]):
+    /// at most what is left of its length; a `+++` alone between silences
+    /// cancels it.
+    pub(super) fn long_send_input(&mut self, bytes: &[u8]) -> usize {
+        let now = self.now;
+        self.long_send_timeout();
+        let Input::LongSend(l) = &mut self.input else {
+            return 0;
+        };
+        if l.escape_at.take().is_some() {
+            // More came too soon: the `+++` was data.
+            l.pending.extend_from_slice(ESCAPE);
+            l.left -= ESCAPE.len() as u64;
+            l.received += ESCAPE.len() as u64;
+        }
+        let quiet = now >= l.last_input.saturating_add(PASSTHROUGH_INTERVAL_MS);
+        l.last_input = now;
+        if bytes == ESCAPE && l.pending.is_empty() && quiet && l.left >= ESCAPE.len() as u64 {
+            l.escape_at = Some(now);
+            return bytes.len();
+        }
+        // No more than the link's unwritten sends may still hold: the rest
+        // waits in the input buffer, then with the host.
+        let transmit = usize::from(self.sockets.long_send_transmit);
+        let room = (PASSTHROUGH_MAX_SENDS as usize - l.unsent.len()) * transmit;
+        let room = room.saturating_sub(l.pending.len()).max(1);
+        let take = bytes
+            .len()
+            .min(usize::try_from(l.left).unwrap_or(usize::MAX))
+            .min(room);
+        l.pending.extend_from_slice(&bytes[..take]);
+        l.left -= take as u64;
+        l.received += take as u64;
+        self.long_send_flush(false);
+        take
+    }
+
+    /// Queues whole `<transmit size>` sends of what the host typed; the
+    /// shorter rest too when `all`, or when the length is in.
+    fn long_send_flush(&mut self, all: bool) {
+        let transmit = usize::from(self.sockets.long_send_transmit);
+        loop {
+            let Input::LongSend(l) = &mut self.input else {
+                return;
+            };
+            let all = all || l.left == 0;
+            let n = match l.pending.len() {
+                0 => break,
+                n if n >= transmit => transmit,
+                n if all => n,
+                _ => break,
+            };
+            let chunk: Vec<u8> = l.pending.drain(..n).collect();
+            if l.failed {
+                continue;
+            }
+            let (id, to) = (l.id, l.to);
+            let queued = self.queue_socket_send(id, to, chunk);
+            let Input::LongSend(l) = &mut self.input else {
+                return;
+            };
+            match queued {
+                Some(until) => l.unsent.push_back((until, n)),
+                None => {
+                    l.failed = true;
+                    l.unsent.clear();
+                }
+            }
+        }
+        self.long_send_check_end();
+    }
+
+    /// Sends of `AT+CIPSENDL` were written: the progress reports they pass.
+    fn long_send_written(&mut self, id: LinkId, done: u64) {
+        let report = u64::from(self.sockets.long_send_report);
+        let Input::LongSend(l) = &mut self.input else {
+            return;
+        };
+        if l.id != id {
+            return;
+        }
+        while let Some(&(until, n)) = l.unsent.front() {
+            if done < until {
+                break;
+            }
+            l.unsent.pop_front();
+            l.sent += n as u64;
+        }
+        let mut lines = Vec::new();
+        while l.sent >= l.reported + report {
+            l.reported += report;
+            lines.push(format!("+CIPSENDL:{},{}\r\n", l.reported, l.received));
+        }
+        for line in lines {
+            self.out.extend_from_slice(line.as_bytes());
+        }
+        self.long_send_check_end();
+    }
+
+    /// `AT+CIPSENDL` ends once its length is in and written (or dropped):
+    /// the last `<had sent len>`, then `SEND OK`, or `SEND FAIL` if the
+    /// link went.
+    fn long_send_check_end(&mut self) {
+        let Input::LongSend(l) = &self.input else {
+            return;
+        };
+        if l.left > 0 || !l.pending.is_empty() || !l.unsent.is_empty() || l.escape_at.is_some() {
+            return;
+        }
+        if l.sent != l.reported || l.sent == 0 {
+            let line = format!("+CIPSENDL:{},{}\r\n", l.sent, l.received);
+            self.out.extend_from_slice(line.as_bytes());
+        }
+        let end: &[u8] = if l.failed {
+            b"\r\nSEND FAIL\r\n"
+        } else {
+            at::SEND_OK
+        };
+        self.finish_wait(Ok(end));
+    }
+
+    /// `AT+CIPSENDL`'s timers: send what waited a silence, or cancel after
+    /// a `+++`.
+    fn long_send_timeout(&mut self) {
+        let now = self.now;
+        let Input::LongSend(l) = &self.input else {
+            return;
+        };
+        if l.escape_at
+            .is_some_and(|at| now >= at.saturating_add(PASSTHROUGH_INTERVAL_MS))
+        {
+            self.finish_wait(Ok(b"\r\nSEND CANCELLED\r\n"));
+        } else if !l.pending.is_empty()
+            && now >= l.last_input.saturating_add(PASSTHROUGH_INTERVAL_MS)
+        {
+            self.long_send_flush(true);
+        }
     }
 
     /// The data of `AT+CIPSEND`/`AT+CIPSENDEX` is in: `Recv`, then the
@@ -1142,6 +1399,7 @@ impl Modem {
             NetEvent::Sent => {
                 socket.sends_done += 1;
                 let done = socket.sends_done;
+                self.long_send_written(id, done);
                 if let Input::Busy(Wait::Send {
                     link: Link::Socket(l),
                     until,
@@ -1286,6 +1544,10 @@ impl Modem {
                 .escape_at
                 .or((!p.pending.is_empty()).then_some(p.last_input))
                 .map(|at| at.saturating_add(PASSTHROUGH_INTERVAL_MS)),
+            Input::LongSend(l) => l
+                .escape_at
+                .or((!l.pending.is_empty()).then_some(l.last_input))
+                .map(|at| at.saturating_add(PASSTHROUGH_INTERVAL_MS)),
             _ => None,
         };
         let reconnect = self.sockets.reconnect.as_ref().map(|(_, at)| *at);
@@ -1315,6 +1577,7 @@ impl Modem {
             }
         }
         self.passthrough_timeout();
+        self.long_send_timeout();
         let due = self.sockets.reconnect.take_if(|(_, at)| now >= *at);
         if let Some((origin, _)) = due.filter(|_| self.in_passthrough()) {
             if self.sockets.slots[0].is_none() && self.associated() {

@@ -984,3 +984,183 @@ fn passthrough_says_a_lost_link_and_connects_again() {
         }]
     );
 }
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+impl Rig {
+    /// The payloads of the `Send` actions so far (not acknowledged).
+    fn sends(&mut self) -> Vec<Vec<u8>> {
+        self.actions()
+            .into_iter()
+            .map(|action| match action {
+                NetAction::Send { bytes, .. } | NetAction::SendTo { bytes, .. } => bytes,
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    /// Advances the clock by `ms`; returns the output.
+    fn after(&mut self, ms: u64) -> Vec<u8> {
+        self.sim.advance(ms);
+        self.output()
+    }
+
+    /// A TCP link in single-connection mode, and `AT+CIPSENDL=<len>`'s prompt.
+    fn cipsendl(&mut self, len: usize) {
+        let out = self.cipstart("\"TCP\",\"192.0.2.7\",8080");
+        assert_eq!(out, b"CONNECT\r\n\r\nOK\r\n");
+        let command = format!("AT+CIPSENDL={len}");
+        assert_eq!(self.at(&command), b"\r\nOK\r\n\r\n>");
+    }
+}
+
+#[test]
+fn cipsendlcfg_query_set_and_ranges() {
+    let mut rig = Rig::quiet();
+    assert_eq!(
+        rig.at("AT+CIPSENDLCFG?"),
+        b"+CIPSENDLCFG:1024,2920\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+CIPSENDLCFG=100,100"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CIPSENDLCFG=1048576"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CIPSENDLCFG?"),
+        b"+CIPSENDLCFG:1048576,100\r\n\r\nOK\r\n"
+    );
+    for bad in [
+        "AT+CIPSENDLCFG=99",
+        "AT+CIPSENDLCFG=1048577",
+        "AT+CIPSENDLCFG=100,99",
+        "AT+CIPSENDLCFG=100,2921",
+        "AT+CIPSENDLCFG=100,100,1",
+        "AT+CIPSENDLCFG",
+    ] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+}
+
+/// `AT+CIPSENDL` pushes the data as it comes in sends of `<transmit size>`,
+/// reports every `<report size>` bytes written, and ends with the last
+/// count and `SEND OK`; bytes after its length are the next command (§3.7).
+#[test]
+fn cipsendl_streams_with_progress_reports() {
+    let mut rig = Rig::quiet();
+    rig.cipsendl(5000);
+    let data = pattern(5000);
+    assert_eq!(rig.input(&data[..3000]), b"");
+    let first = rig.sends();
+    assert_eq!(first, [data[..2920].to_vec()]);
+    assert_eq!(
+        rig.socket_event(0, NetEvent::Sent),
+        b"+CIPSENDL:1024,3000\r\n+CIPSENDL:2048,3000\r\n"
+    );
+    let mut rest = data[3000..].to_vec();
+    rest.extend_from_slice(b"AT\r\n");
+    // The command after the data waits for the end.
+    assert_eq!(rig.type_ahead(&rest), b"");
+    assert_eq!(rig.sends(), [data[2920..].to_vec()]);
+    assert_eq!(
+        rig.socket_event(0, NetEvent::Sent),
+        b"+CIPSENDL:3072,5000\r\n+CIPSENDL:4096,5000\r\n+CIPSENDL:5000,5000\r\n\
+          \r\nSEND OK\r\n\r\nOK\r\n"
+    );
+}
+
+/// What waits less than a send's size goes after a 20 ms silence; a lone
+/// `+++` between silences cancels (§3.6's escape rule).
+#[test]
+fn cipsendl_sends_after_a_silence_and_a_lone_escape_cancels() {
+    let mut rig = Rig::quiet();
+    rig.cipsendl(1000);
+    assert_eq!(rig.input(b"hello"), b"");
+    assert!(rig.sends().is_empty());
+    assert_eq!(rig.after(20), b"");
+    assert_eq!(rig.sends(), [b"hello".to_vec()]);
+    assert_eq!(rig.socket_event(0, NetEvent::Sent), b"");
+    rig.after(100);
+    assert_eq!(rig.input(b"+++"), b"");
+    assert_eq!(rig.after(20), b"\r\nSEND CANCELLED\r\n");
+    assert!(rig.sends().is_empty());
+    assert_eq!(rig.at("AT"), b"\r\nOK\r\n");
+    // `+++` with more right after it is data.
+    assert_eq!(rig.at("AT+CIPSENDL=8"), b"\r\nOK\r\n\r\n>");
+    rig.after(100);
+    assert_eq!(rig.input(b"+++"), b"");
+    assert_eq!(rig.input(b"abcde"), b"");
+    assert_eq!(rig.sends(), [b"+++abcde".to_vec()]);
+    assert_eq!(
+        rig.socket_event(0, NetEvent::Sent),
+        b"+CIPSENDL:8,8\r\n\r\nSEND OK\r\n"
+    );
+}
+
+/// The link goes mid-way: the rest of the length is still taken (and
+/// dropped), then the count written and `SEND FAIL`; `CLOSED` waits for it.
+#[test]
+fn cipsendl_on_a_lost_link_takes_its_length_and_fails() {
+    let mut rig = Rig::quiet();
+    rig.cipsendl(4000);
+    let data = pattern(4000);
+    assert_eq!(rig.input(&data[..3000]), b"");
+    assert_eq!(rig.sends().len(), 1);
+    assert_eq!(rig.socket_event(0, NetEvent::Closed), b"");
+    // The modem lets go of the connection.
+    let actions = rig.actions();
+    assert!(
+        matches!(&actions[..], [NetAction::Close { .. }]),
+        "{actions:?}"
+    );
+    assert_eq!(
+        rig.input(&data[3000..]),
+        b"+CIPSENDL:0,4000\r\n\r\nSEND FAIL\r\nCLOSED\r\n"
+    );
+    assert!(rig.sends().is_empty());
+    assert_eq!(rig.at("AT+CIPSENDL=10"), b"\r\nERROR\r\n");
+}
+
+/// The host is read only while the link keeps up: with eight sends
+/// unwritten the rest waits in the host's buffer, not in the modem.
+#[test]
+fn cipsendl_reads_the_host_only_while_the_link_keeps_up() {
+    let mut rig = Rig::quiet();
+    rig.cipsendl(100_000);
+    let data = pattern(100_000);
+    rig.type_ahead(&data);
+    let sends = rig.sends();
+    assert_eq!(sends.len(), 8);
+    assert!(!rig.sim.modem.wants_host_input());
+    assert_eq!(rig.sim.unread_input(), 100_000 - 8 * 2920);
+    let mut written: Vec<u8> = sends.concat();
+    let mut out = Vec::new();
+    while written.len() < data.len() {
+        out.extend(rig.socket_event(0, NetEvent::Sent));
+        written.extend(rig.sends().concat());
+    }
+    assert_eq!(written, data);
+    for _ in 0..8 {
+        out.extend(rig.socket_event(0, NetEvent::Sent));
+    }
+    let reports = String::from_utf8(out).unwrap();
+    let counts: Vec<&str> = reports.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(counts.len(), 97 + 1 + 1, "{reports}");
+    assert_eq!(counts[0], "+CIPSENDL:1024,23360");
+    assert_eq!(counts[96], "+CIPSENDL:99328,100000");
+    assert_eq!(&counts[97..], ["+CIPSENDL:100000,100000", "SEND OK"]);
+}
+
+#[test]
+fn cipsendl_refuses_what_cipsend_refuses() {
+    let mut rig = Rig::quiet();
+    // No link, a bad length, passthrough mode.
+    assert_eq!(rig.at("AT+CIPSENDL=10"), b"\r\nERROR\r\n");
+    let out = rig.cipstart("\"TCP\",\"192.0.2.7\",8080");
+    assert_eq!(out, b"CONNECT\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CIPSENDL=0"), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+CIPSENDL=2147483648"), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+CIPSENDL=1,10"), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+CIPSENDL=10,\"192.0.2.9\",7"), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+CIPSENDL"), b"\r\nERROR\r\n");
+    assert_eq!(rig.at("AT+CIPSENDL?"), b"\r\nERROR\r\n");
+}
