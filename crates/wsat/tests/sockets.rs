@@ -23,6 +23,14 @@ fn loopback(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
 }
 
+/// A modem (echo off) in multi-connection mode (`AT+CIPMUX=1`).
+async fn mux_modem() -> (Wsat, Host) {
+    let wsat = Wsat::start();
+    let mut host = wsat.quiet_host().await;
+    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    (wsat, host)
+}
+
 /// A modem (echo off) whose link 0 is a TCP connection to a new server,
 /// made after the `setup` commands (each answered `OK`).
 async fn tcp_link(setup: &[&str]) -> (Wsat, Host, TcpServer, TcpPeer) {
@@ -104,9 +112,7 @@ async fn tcp_single_connection_byte_for_byte() {
 async fn tcp_multi_connection_byte_for_byte() {
     let server = TcpServer::bind().await;
     let mut echo = TcpEcho::start().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (_wsat, mut host) = mux_modem().await;
     host.at("AT+CIPMUX?", b"+CIPMUX:1\r\n\r\nOK\r\n").await;
     let start = format!("3,\"TCP\",\"127.0.0.1\",{}", server.port);
     host.cipstart(&start, "3,CONNECT").await;
@@ -150,9 +156,7 @@ async fn tcp_multi_connection_byte_for_byte() {
 async fn udp_both_ways_with_a_local_port() {
     let a = UdpPeer::bind().await;
     let b = UdpPeer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (_wsat, mut host) = mux_modem().await;
     let local = free_udp_port();
     host.cipstart(
         &format!("0,\"UDP\",\"127.0.0.1\",{},{local},0", a.port),
@@ -453,9 +457,7 @@ async fn cipserver_accepts_clients_as_links() {
 #[tokio::test]
 async fn cipserver_link_conn_and_maxconn() {
     let port = closed_port().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (_wsat, mut host) = mux_modem().await;
     host.at("AT+SYSMSG=2", b"\r\nOK\r\n").await;
     host.at("AT+CIPSERVERMAXCONN=1", b"\r\nOK\r\n").await;
     host.at("AT+CIPSERVERMAXCONN?", b"+CIPSERVERMAXCONN:1\r\n\r\nOK\r\n")
@@ -491,9 +493,7 @@ async fn cipserver_link_conn_and_maxconn() {
 #[tokio::test]
 async fn cipsto_closes_an_idle_server_link() {
     let port = closed_port().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (_wsat, mut host) = mux_modem().await;
     host.at("AT+CIPSTO?", b"+CIPSTO:180\r\n\r\nOK\r\n").await;
     host.at("AT+CIPSTO=1", b"\r\nOK\r\n").await;
     host.at(&format!("AT+CIPSERVER=1,{port}"), b"\r\nOK\r\n")
@@ -610,9 +610,7 @@ fn report(
 #[ignore = "slow: 50 MiB through the modem to a slow host"]
 async fn fifty_megabytes_active_to_a_slow_host() {
     let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (wsat, mut host) = mux_modem().await;
     host.cipstart(
         &format!("0,\"TCP\",\"127.0.0.1\",{}", server.port),
         "0,CONNECT",
@@ -652,9 +650,7 @@ async fn fifty_megabytes_active_to_a_slow_host() {
 #[ignore = "slow: 50 MiB through the modem in 2048-byte AT+CIPRECVDATA reads"]
 async fn fifty_megabytes_passive_to_a_slow_host() {
     let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (wsat, mut host) = mux_modem().await;
     // Set before the link exists: the setting is the id's.
     host.at("AT+CIPRECVTYPE=0,1", b"\r\nOK\r\n").await;
     host.cipstart(
@@ -881,9 +877,7 @@ async fn bad_socket_input_gets_error() {
 #[tokio::test]
 async fn ciprecvdata_longer_than_buffered_returns_what_is_there() {
     let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (_wsat, mut host) = mux_modem().await;
     host.at("AT+CIPRECVMODE=1", b"\r\nOK\r\n").await;
     host.at("AT+CIPRECVMODE?", b"+CIPRECVMODE:1\r\n\r\nOK\r\n")
         .await;
@@ -1114,9 +1108,7 @@ async fn udp_sends_up_to_8192_and_large_datagrams_split_in_reports() {
 #[tokio::test]
 async fn cipsendex_ends_at_backslash_zero() {
     let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (_wsat, mut host) = mux_modem().await;
     host.cipstart(
         &format!("2,\"TCP\",\"127.0.0.1\",{}", server.port),
         "2,CONNECT",
@@ -1191,9 +1183,7 @@ async fn closing_the_host_connection_closes_sockets_and_the_server() {
     let server = TcpServer::bind().await;
     let udp = UdpPeer::bind().await;
     let port = closed_port().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (wsat, mut host) = mux_modem().await;
     host.cipstart(
         &format!("0,\"TCP\",\"127.0.0.1\",{}", server.port),
         "0,CONNECT",
@@ -1315,9 +1305,7 @@ async fn ssl_carries_the_largest_send_both_ways() {
 #[tokio::test]
 async fn leaving_passive_mode_hands_over_the_buffer_after_ok() {
     let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (_wsat, mut host) = mux_modem().await;
     host.at("AT+CIPRECVTYPE=2,1", b"\r\nOK\r\n").await;
     let mut lines = String::new();
     for id in 0..5 {
@@ -1451,9 +1439,7 @@ async fn driver_forms_of_cipstart() {
 #[tokio::test]
 async fn a_link_closed_by_its_peer_is_closed_by_the_modem_too() {
     let server = TcpServer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (_wsat, mut host) = mux_modem().await;
     for (id, passive) in [(0, false), (1, true)] {
         host.at(
             &format!("AT+CIPRECVTYPE={id},{}", u8::from(passive)),
@@ -1518,9 +1504,7 @@ async fn ssl_common_name_is_checked_when_set() {
 async fn passive_udp_reads_one_datagram_at_a_time() {
     let a = UdpPeer::bind().await;
     let b = UdpPeer::bind().await;
-    let wsat = Wsat::start();
-    let mut host = wsat.quiet_host().await;
-    host.at("AT+CIPMUX=1", b"\r\nOK\r\n").await;
+    let (_wsat, mut host) = mux_modem().await;
     host.at("AT+CIPRECVTYPE=0,1", b"\r\nOK\r\n").await;
     host.at("AT+CIPDINFO=1", b"\r\nOK\r\n").await;
     let local = free_udp_port();

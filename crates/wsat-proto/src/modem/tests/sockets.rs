@@ -41,6 +41,18 @@ impl Rig {
         assert_eq!(out, format!("{id},CONNECT\r\n\r\nOK\r\n").as_bytes());
     }
 
+    /// The only action since the last look is a `Send` of `bytes` on socket
+    /// link `id`.
+    fn assert_sent(&mut self, id: LinkId, bytes: &[u8]) {
+        assert_eq!(
+            self.actions(),
+            vec![NetAction::Send {
+                link: Link::Socket(id),
+                bytes: bytes.to_vec()
+            }]
+        );
+    }
+
     /// `AT+CIPSEND` whose data the runtime writes at once: the whole answer.
     fn cipsend(&mut self, command: &str, data: &[u8]) -> (Vec<u8>, Vec<NetAction>) {
         assert_eq!(self.at(command), b"\r\nOK\r\n\r\n>", "{command}");
@@ -222,13 +234,7 @@ fn cipsend_prompt_recv_and_send_ok() {
     assert_eq!(out, b"CONNECT\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+CIPSEND=5"), b"\r\nOK\r\n\r\n>");
     assert_eq!(rig.input(b"hello"), b"\r\nRecv 5 bytes\r\n");
-    assert_eq!(
-        rig.actions(),
-        vec![NetAction::Send {
-            link: Link::Socket(0),
-            bytes: b"hello".to_vec()
-        }]
-    );
+    rig.assert_sent(0, b"hello");
     // Input waits for the send, and reports are held until its result.
     rig.type_ahead(b"AT\r\n");
     assert_eq!(rig.socket_event(0, NetEvent::Received(b"hi")), b"");
@@ -298,24 +304,12 @@ fn cipsendex_ends_at_backslash_zero_and_unescapes() {
     rig.tcp_link(0);
     assert_eq!(rig.at("AT+CIPSENDEX=0,100"), b"\r\nOK\r\n\r\n>");
     assert_eq!(rig.input(b"a\\\\b\\,c\\0"), b"\r\nRecv 5 bytes\r\n");
-    assert_eq!(
-        rig.actions(),
-        vec![NetAction::Send {
-            link: Link::Socket(0),
-            bytes: b"a\\b,c".to_vec()
-        }]
-    );
+    rig.assert_sent(0, b"a\\b,c");
     assert_eq!(rig.socket_event(0, NetEvent::Sent), b"\r\nSEND OK\r\n");
     // Or at <length> raw bytes, escapes counting two.
     assert_eq!(rig.at("AT+CIPSENDEX=0,4"), b"\r\nOK\r\n\r\n>");
     assert_eq!(rig.input(b"\\\\xy"), b"\r\nRecv 3 bytes\r\n");
-    assert_eq!(
-        rig.actions(),
-        vec![NetAction::Send {
-            link: Link::Socket(0),
-            bytes: b"\\xy".to_vec()
-        }]
-    );
+    rig.assert_sent(0, b"\\xy");
 }
 
 #[test]
@@ -797,13 +791,7 @@ fn passthrough_sends_after_a_pause_and_leaves_on_a_lone_escape() {
     assert!(rig.actions().is_empty());
     let start = rig.sim.now;
     rig.advance_to(start + 20);
-    assert_eq!(
-        rig.actions(),
-        vec![NetAction::Send {
-            link: Link::Socket(0),
-            bytes: b"abc".to_vec()
-        }]
-    );
+    rig.assert_sent(0, b"abc");
     rig.sim.net_event(Link::Socket(0), NetEvent::Sent);
     // Received data is raw: no +IPD.
     assert_eq!(rig.socket_event(0, NetEvent::Received(b"raw")), b"raw");
@@ -848,13 +836,7 @@ fn passthrough_escape_followed_by_data_is_data() {
     assert_eq!(rig.input(b"x"), b"");
     let now = rig.sim.now;
     rig.advance_to(now + 20);
-    assert_eq!(
-        rig.actions(),
-        vec![NetAction::Send {
-            link: Link::Socket(0),
-            bytes: b"+++x".to_vec()
-        }]
-    );
+    rig.assert_sent(0, b"+++x");
     rig.sim.net_event(Link::Socket(0), NetEvent::Sent);
     let now = rig.sim.now;
     rig.advance_to(now + 50);
@@ -931,13 +913,7 @@ fn a_lone_escape_after_a_silence_cancels_a_send() {
     rig.sim.read_size = 16 * 1024;
     assert_eq!(rig.at("AT+CIPSEND=6"), b"\r\nOK\r\n\r\n>");
     assert_eq!(rig.input(b"+++abc"), b"\r\nRecv 6 bytes\r\n");
-    assert_eq!(
-        rig.actions(),
-        vec![NetAction::Send {
-            link: Link::Socket(0),
-            bytes: b"+++abc".to_vec()
-        }]
-    );
+    rig.assert_sent(0, b"+++abc");
 }
 
 #[test]
@@ -976,13 +952,7 @@ fn passthrough_says_a_lost_link_and_connects_again() {
     assert_eq!(rig.input(b"again"), b"");
     let now = rig.sim.now;
     rig.advance_to(now + 20);
-    assert_eq!(
-        rig.actions(),
-        vec![NetAction::Send {
-            link: Link::Socket(0),
-            bytes: b"again".to_vec()
-        }]
-    );
+    rig.assert_sent(0, b"again");
 }
 
 fn pattern(len: usize) -> Vec<u8> {
