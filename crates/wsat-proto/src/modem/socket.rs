@@ -243,12 +243,66 @@ impl Sockets {
 
 /// The passthrough data phase of `AT+CIPSEND` under `AT+CIPMODE=1`.
 pub(super) struct Passthrough {
+    burst: Burst,
+}
+
+/// Host bytes of a data mode that a lone `+++` between silences ends
+/// (passthrough, `AT+CIPSENDL`): what waits to be sent, and the timing of
+/// the silences.
+struct Burst {
     /// Bytes not sent yet.
     pending: Vec<u8>,
     /// When the last host bytes came.
     last_input: u64,
     /// A lone `+++` came at this time: it ends the mode after a silence.
     escape_at: Option<u64>,
+}
+
+impl Burst {
+    fn new(now: u64) -> Burst {
+        Burst {
+            pending: Vec::new(),
+            last_input: now,
+            escape_at: None,
+        }
+    }
+
+    /// Host bytes at `now`: true when they are a lone `+++` after a silence
+    /// (and `may_escape`), held to see whether a silence follows; else the
+    /// caller takes them as data. A held `+++` that more bytes follow too
+    /// soon was data: it goes to `pending` first, and this returns its
+    /// length in `revived`.
+    fn escape(&mut self, bytes: &[u8], now: u64, may_escape: bool, revived: &mut usize) -> bool {
+        if self.escape_at.take().is_some() {
+            self.pending.extend_from_slice(ESCAPE);
+            *revived = ESCAPE.len();
+        }
+        let quiet = now >= self.last_input.saturating_add(PASSTHROUGH_INTERVAL_MS);
+        self.last_input = now;
+        if bytes == ESCAPE && self.pending.is_empty() && quiet && may_escape {
+            self.escape_at = Some(now);
+            return true;
+        }
+        false
+    }
+
+    /// A held `+++` had its silence after it: the mode ends.
+    fn escaped(&self, now: u64) -> bool {
+        self.escape_at
+            .is_some_and(|at| now >= at.saturating_add(PASSTHROUGH_INTERVAL_MS))
+    }
+
+    /// What waits has had a silence after it: send it.
+    fn silent(&self, now: u64) -> bool {
+        !self.pending.is_empty() && now >= self.last_input.saturating_add(PASSTHROUGH_INTERVAL_MS)
+    }
+
+    /// When [`Burst::escaped`] or [`Burst::silent`] may next turn true.
+    fn deadline(&self) -> Option<u64> {
+        self.escape_at
+            .or((!self.pending.is_empty()).then_some(self.last_input))
+            .map(|at| at.saturating_add(PASSTHROUGH_INTERVAL_MS))
+    }
 }
 
 /// The data phase of `AT+CIPSENDL`: host bytes go to the link as they come,
@@ -261,11 +315,8 @@ pub(super) struct LongSend {
     to: Option<SocketAddr>,
     /// Bytes the host has still to send.
     left: u64,
-    /// Host bytes not queued yet.
-    pending: Vec<u8>,
-    last_input: u64,
-    /// A lone `+++` came at this time: it cancels after a silence.
-    escape_at: Option<u64>,
+    /// Host bytes not queued yet, and the `+++` that cancels.
+    burst: Burst,
     /// Queued sends not written yet: the link's send count that completes
     /// each, and its size.
     unsent: VecDeque<(u64, usize)>,
@@ -689,9 +740,7 @@ impl Modem {
             id,
             to,
             left,
-            pending: Vec::new(),
-            last_input: self.now,
-            escape_at: None,
+            burst: Burst::new(self.now),
             unsent: VecDeque::new(),
             received: 0,
             sent: 0,
@@ -733,28 +782,24 @@ impl Modem {
         let Input::LongSend(l) = &mut self.input else {
             return 0;
         };
-        if l.escape_at.take().is_some() {
-            // More came too soon: the `+++` was data.
-            l.pending.extend_from_slice(ESCAPE);
-            l.left -= ESCAPE.len() as u64;
-            l.received += ESCAPE.len() as u64;
-        }
-        let quiet = now >= l.last_input.saturating_add(PASSTHROUGH_INTERVAL_MS);
-        l.last_input = now;
-        if bytes == ESCAPE && l.pending.is_empty() && quiet && l.left >= ESCAPE.len() as u64 {
-            l.escape_at = Some(now);
+        let mut revived = 0;
+        let may_escape = l.left >= ESCAPE.len() as u64;
+        let escape = l.burst.escape(bytes, now, may_escape, &mut revived);
+        l.left -= revived as u64;
+        l.received += revived as u64;
+        if escape {
             return bytes.len();
         }
         // No more than the link's unwritten sends may still hold: the rest
         // waits in the input buffer, then with the host.
         let transmit = usize::from(self.sockets.long_send_transmit);
         let room = (PASSTHROUGH_MAX_SENDS as usize - l.unsent.len()) * transmit;
-        let room = room.saturating_sub(l.pending.len()).max(1);
+        let room = room.saturating_sub(l.burst.pending.len()).max(1);
         let take = bytes
             .len()
             .min(usize::try_from(l.left).unwrap_or(usize::MAX))
             .min(room);
-        l.pending.extend_from_slice(&bytes[..take]);
+        l.burst.pending.extend_from_slice(&bytes[..take]);
         l.left -= take as u64;
         l.received += take as u64;
         self.long_send_flush(false);
@@ -770,13 +815,13 @@ impl Modem {
                 return;
             };
             let all = all || l.left == 0;
-            let n = match l.pending.len() {
+            let n = match l.burst.pending.len() {
                 0 => break,
                 n if n >= transmit => transmit,
                 n if all => n,
                 _ => break,
             };
-            let chunk: Vec<u8> = l.pending.drain(..n).collect();
+            let chunk: Vec<u8> = l.burst.pending.drain(..n).collect();
             if l.failed {
                 continue;
             }
@@ -830,7 +875,12 @@ impl Modem {
         let Input::LongSend(l) = &self.input else {
             return;
         };
-        if l.left > 0 || !l.pending.is_empty() || !l.unsent.is_empty() || l.escape_at.is_some() {
+        let burst = &l.burst;
+        if l.left > 0
+            || !burst.pending.is_empty()
+            || !l.unsent.is_empty()
+            || burst.escape_at.is_some()
+        {
             return;
         }
         if l.sent != l.reported || l.sent == 0 {
@@ -852,13 +902,9 @@ impl Modem {
         let Input::LongSend(l) = &self.input else {
             return;
         };
-        if l.escape_at
-            .is_some_and(|at| now >= at.saturating_add(PASSTHROUGH_INTERVAL_MS))
-        {
+        if l.burst.escaped(now) {
             self.finish_wait(Ok(b"\r\nSEND CANCELLED\r\n"));
-        } else if !l.pending.is_empty()
-            && now >= l.last_input.saturating_add(PASSTHROUGH_INTERVAL_MS)
-        {
+        } else if l.burst.silent(now) {
             self.long_send_flush(true);
         }
     }
@@ -1540,14 +1586,8 @@ impl Modem {
             })
         });
         let passthrough = match &self.input {
-            Input::Passthrough(p) => p
-                .escape_at
-                .or((!p.pending.is_empty()).then_some(p.last_input))
-                .map(|at| at.saturating_add(PASSTHROUGH_INTERVAL_MS)),
-            Input::LongSend(l) => l
-                .escape_at
-                .or((!l.pending.is_empty()).then_some(l.last_input))
-                .map(|at| at.saturating_add(PASSTHROUGH_INTERVAL_MS)),
+            Input::Passthrough(p) => p.burst.deadline(),
+            Input::LongSend(l) => l.burst.deadline(),
             _ => None,
         };
         let reconnect = self.sockets.reconnect.as_ref().map(|(_, at)| *at);
@@ -1597,9 +1637,7 @@ impl Modem {
         }
         self.out.extend_from_slice(at::PROMPT);
         self.input = Input::Passthrough(Passthrough {
-            pending: Vec::new(),
-            last_input: self.now,
-            escape_at: None,
+            burst: Burst::new(self.now),
         });
         Ok(Reply::Done)
     }
@@ -1612,24 +1650,15 @@ impl Modem {
         let Input::Passthrough(p) = &mut self.input else {
             return 0;
         };
-        if let Some(at) = p.escape_at.take() {
-            // More came too soon: the `+++` was data.
-            let _ = at;
-            p.pending.extend_from_slice(ESCAPE);
-        }
-        let quiet = now >= p.last_input.saturating_add(PASSTHROUGH_INTERVAL_MS);
-        if bytes == ESCAPE && p.pending.is_empty() && quiet {
-            p.escape_at = Some(now);
-            p.last_input = now;
+        if p.burst.escape(bytes, now, true, &mut 0) {
             return bytes.len();
         }
-        p.pending.extend_from_slice(bytes);
-        p.last_input = now;
+        p.burst.pending.extend_from_slice(bytes);
         while let Input::Passthrough(p) = &mut self.input {
-            if p.pending.len() < PASSTHROUGH_PACKET {
+            if p.burst.pending.len() < PASSTHROUGH_PACKET {
                 break;
             }
-            let packet: Vec<u8> = p.pending.drain(..PASSTHROUGH_PACKET).collect();
+            let packet: Vec<u8> = p.burst.pending.drain(..PASSTHROUGH_PACKET).collect();
             self.queue_socket_send(0, None, packet);
         }
         bytes.len()
@@ -1641,10 +1670,8 @@ impl Modem {
         let Input::Passthrough(p) = &mut self.input else {
             return;
         };
-        if p.escape_at
-            .is_some_and(|at| now >= at.saturating_add(PASSTHROUGH_INTERVAL_MS))
-        {
-            let pending = core::mem::take(&mut p.pending);
+        if p.burst.escaped(now) {
+            let pending = core::mem::take(&mut p.burst.pending);
             self.input = Input::Line;
             self.sockets.reconnect = None;
             if !pending.is_empty() {
@@ -1655,8 +1682,8 @@ impl Modem {
             }
             return;
         }
-        if !p.pending.is_empty() && now >= p.last_input.saturating_add(PASSTHROUGH_INTERVAL_MS) {
-            let pending = core::mem::take(&mut p.pending);
+        if p.burst.silent(now) {
+            let pending = core::mem::take(&mut p.burst.pending);
             self.queue_socket_send(0, None, pending);
         }
     }
