@@ -73,6 +73,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod at;
+mod bytes;
 pub mod modem;
 pub mod pki;
 #[cfg(any(test, feature = "testing"))]

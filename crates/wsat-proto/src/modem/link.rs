@@ -1012,7 +1012,7 @@ fn write_data_report(out: &mut Vec<u8>, link: LinkId, format: DataFormat, chunk:
             }
         }
     }
-    out.extend_from_slice(chunk.data);
+    crate::bytes::append(out, chunk.data);
     if trailer && mask & field::TRAILER != 0 {
         out.extend_from_slice(b"\r\n");
     }

@@ -716,9 +716,9 @@ impl Modem {
             let used = self.consume(bytes);
             self.host_in.clear();
             self.host_in_pos = 0;
-            self.host_in.extend_from_slice(&bytes[used..]);
+            crate::bytes::append(&mut self.host_in, &bytes[used..]);
         } else {
-            self.host_in.extend_from_slice(bytes);
+            crate::bytes::append(&mut self.host_in, bytes);
             self.consume_buffered();
         }
         self.settle();

@@ -1188,7 +1188,7 @@ impl Modem {
             head += &format!("\"{}\",{},", ip_text(from.ip()), from.port());
         }
         self.out.extend_from_slice(head.as_bytes());
-        self.out.extend_from_slice(&data);
+        crate::bytes::append(&mut self.out, &data);
         self.ok();
         if remaining > 0 {
             let count = match self.sockets.config[usize::from(id)].report_mode {
@@ -1500,7 +1500,7 @@ impl Modem {
             return;
         }
         if self.in_passthrough() {
-            self.out.extend_from_slice(bytes);
+            crate::bytes::append(&mut self.out, bytes);
             return;
         }
         let passive = self.sockets.config[usize::from(id)].passive;
@@ -1550,7 +1550,7 @@ impl Modem {
                     out.extend_from_slice(peer.as_bytes());
                 }
                 out.push(b':');
-                out.extend_from_slice(piece);
+                crate::bytes::append(out, piece);
                 out.extend_from_slice(b"\r\n");
             });
         }

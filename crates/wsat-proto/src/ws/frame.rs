@@ -222,7 +222,7 @@ impl FrameDecoder {
         self.return_lent();
         // A dead decoder reads nothing more.
         if self.dead.is_none() {
-            self.buf.extend_from_slice(bytes);
+            crate::bytes::append(&mut self.buf, bytes);
         }
     }
 
