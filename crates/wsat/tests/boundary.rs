@@ -108,25 +108,41 @@ async fn cr_and_lf_in_separate_reads_echo_before_the_answer() {
     host.expect(b"\n\r\nOK\r\n").await;
 }
 
-#[tokio::test]
-async fn verbose_logs_say_why_an_open_failed() {
+/// The log line of an `AT+WSOPEN` whose server answers 200, not 101, with
+/// this environment and these options.
+async fn open_failure_log(env: &[(&str, &str)], args: &[&str]) -> String {
     let launch = Launch {
         keep_stderr: true,
+        env: env.iter().map(|&(k, v)| (k.into(), v.into())).collect(),
         ..Launch::default()
     };
-    let wsat = Wsat::launch(&launch, &["-v"]);
+    let mut wsat = Wsat::launch(&launch, args);
     let server = RawListener::bind().await;
     let mut host = wsat.quiet_host().await;
     host.send(format!("AT+WSOPEN=0,\"{}\"\r\n", server.uri).as_bytes())
         .await;
     let _conn = server.accept(Answer::Status200).await;
     host.expect(b"+WS_DISCONNECTED:0\r\n\r\nERROR\r\n").await;
-    let mut wsat = wsat;
-    let line = timeout(WAIT, wsat.proc.stderr_line("handshake refused"))
+    timeout(WAIT, wsat.proc.stderr_line("handshake refused"))
         .await
-        .expect("no log line");
+        .expect("no log line")
+}
+
+#[tokio::test]
+async fn verbose_logs_say_why_an_open_failed() {
+    let line = open_failure_log(&[], &["-v"]).await;
     assert!(
         line.contains("link 0: handshake refused: HTTP 200"),
         "{line}"
     );
+}
+
+#[tokio::test]
+async fn rust_log_picks_targets_and_an_empty_one_counts_as_unset() {
+    // A target and its level, without -v.
+    let line = open_failure_log(&[("RUST_LOG", "wsat=info")], &[]).await;
+    assert!(line.contains("handshake refused: HTTP 200"), "{line}");
+    // Empty: -v decides, as if RUST_LOG were not set.
+    let line = open_failure_log(&[("RUST_LOG", "")], &["-v"]).await;
+    assert!(line.contains("handshake refused: HTTP 200"), "{line}");
 }
