@@ -374,11 +374,15 @@ pub fn at_commands(data: &[u8]) {
             let text = String::from_utf8_lossy(&out);
             let end = end.unwrap_or_else(|| panic!("AT+CIPSENDL did not end: {text:?}"));
             // With one or two bytes left, the `+++` was data and the rest
-            // of it is a new line (echoed, with echo on): end that line.
-            assert!(
-                out[end..].iter().all(|&b| b == b'+'),
-                "after AT+CIPSENDL: {text:?}"
-            );
+            // of it is a new line (echoed, with echo on; reports wait for
+            // it to end): end that line. Reports that came before it stay.
+            let mut tail = &out[end..];
+            if !tail.ends_with(b"\r\n") {
+                let typed = tail.iter().rev().take_while(|&&b| b == b'+').count();
+                assert!(typed <= 2, "after AT+CIPSENDL: {text:?}");
+                tail = &tail[..tail.len() - typed];
+            }
+            check_unsolicited(tail, || format!("after AT+CIPSENDL: {text:?}"));
             host(&mut sim, b"\r\n");
             answer(&mut sim);
             continue;
@@ -491,6 +495,13 @@ fn check_answer(out: &[u8], line: &[u8]) -> bool {
         rest = &rest[end + 2..];
         lines += 1;
     }
+    check_unsolicited(rest, what);
+    false
+}
+
+/// What may follow a result code: unsolicited reports (`+…`, `WIFI …`),
+/// whole lines.
+fn check_unsolicited(mut rest: &[u8], what: impl Fn() -> String) {
     while !rest.is_empty() {
         assert!(
             rest.starts_with(b"+") || rest.starts_with(b"WIFI "),
@@ -503,7 +514,6 @@ fn check_answer(out: &[u8], line: &[u8]) -> bool {
             .unwrap_or_else(|| panic!("unterminated report: {}", what()));
         rest = &rest[end + 2..];
     }
-    false
 }
 
 #[cfg(test)]
