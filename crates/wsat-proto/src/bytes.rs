@@ -1,13 +1,14 @@
-//! Appending a run of received bytes to a buffer at full speed.
+//! Appending a run of bytes received from the host or a link to a buffer
+//! at full speed.
 //!
 //! glibc's `memcpy` copies runs from 2112 bytes up with `rep movsb` on
 //! CPUs with fast short `rep movsb` (FSRM; from 8 KiB on other AVX2 CPUs).
 //! On AMD Zen CPUs (the bench machine is one) that runs at 1–2 GB/s
 //! instead of about 40 when the destination starts 1 to 31 bytes past the
-//! source modulo 4 KiB. Where a payload lands in the host output against where it sat
-//! in the read puts a good part of the receive path's copies in that band
-//! (18% of their bytes, counted with a uprobe on `memmove`), which made
-//! the copy into `+WS_DATA` a third of the modem's CPU. In pieces of
+//! source modulo 4 KiB. Where a payload lands in the host output against
+//! where it sat in the read puts a good part of the receive path's copies
+//! in that band (18% of their bytes, counted with a uprobe on `memmove`),
+//! which made the copy into `+WS_DATA` a third of the modem's CPU. In pieces of
 //! [`PIECE`] bytes glibc uses its vector loop, which is as fast there as
 //! anywhere; on other targets this is one `extend_from_slice` more per
 //! piece.

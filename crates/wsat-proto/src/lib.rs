@@ -84,5 +84,5 @@ pub use modem::{
     AccessPoint, ClientIdentity, Direction, Fault, FaultAnswer, Firmware, Link, LinkId, LinkStatus,
     Log, Modem, ModemOptions, NetAction, NetAnswer, NetEvent, Platform, ReportTime,
     ServerVerification, TlsPolicy, Transport, UartConfig, WifiOptions, HOST_INPUT_BOUND,
-    HOST_OUTPUT_BOUND, LINK_COUNT, LOG_PREVIEW, SOCKET_COUNT,
+    HOST_OUTPUT_BOUND, LINK_COUNT, LOG_BOUND, LOG_PREVIEW, SOCKET_COUNT,
 };

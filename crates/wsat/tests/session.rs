@@ -2,6 +2,7 @@
 //! real binary against servers from an independent implementation.
 use wsat_testkit::raw::{Answer, RawListener};
 use wsat_testkit::rig::Proc;
+use wsat_testkit::sockets::pattern_bytes;
 use wsat_testkit::{echo_server, Wsat};
 
 #[tokio::test]
@@ -82,7 +83,7 @@ async fn a_16384_byte_send_is_split_at_buffer_size() {
         }
         let mut conn = host.open_raw(0, &server).await;
 
-        let data: Vec<u8> = (0..16384u32).map(|i| (i * 7 % 251) as u8).collect();
+        let data = pattern_bytes(0, 16384);
         host.send_data("0,16384,2", &data).await;
         let mut received = Vec::new();
         let mut frames = 0;
@@ -114,7 +115,7 @@ async fn a_large_send_closed_at_once_arrives_whole() {
     let mut host = wsat.quiet_host().await;
     host.at("AT+WSCFG=0,30,60,16384", b"\r\nOK\r\n").await;
     let mut conn = host.open_raw(0, &server).await;
-    let data: Vec<u8> = (0..16384u32).map(|i| (i * 7 % 251) as u8).collect();
+    let data = pattern_bytes(0, 16384);
     let mut write = b"AT+WSSEND=0,16384,2\r\n".to_vec();
     write.extend_from_slice(&data);
     write.extend_from_slice(b"AT+WSCLOSE=0\r\n");

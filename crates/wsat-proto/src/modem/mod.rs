@@ -394,7 +394,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Log entries kept for [`Modem::poll_log`]; older ones are dropped (and
 /// counted) so a runtime that never asks cannot grow memory.
-const LOG_BOUND: usize = 1024;
+pub const LOG_BOUND: usize = 1024;
 
 /// Which way a frame or an HTTP head went on a link.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -906,7 +906,7 @@ impl Modem {
 
     /// What the modem did and why (frames, handshake failures, protocol
     /// errors), oldest first, for logs and traces. Entries past
-    /// the last 1024 are dropped; [`Log::Dropped`] says how many.
+    /// the last [`LOG_BOUND`] are dropped; [`Log::Dropped`] says how many.
     ///
     /// May change after any call of step 1.
     pub fn poll_log(&mut self) -> Option<Log> {

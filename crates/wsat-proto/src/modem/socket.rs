@@ -341,6 +341,11 @@ impl LongSend {
     }
 }
 
+/// `+CIPSENDL:<had sent len>,<port recv len>`.
+fn long_send_progress(out: &mut Vec<u8>, sent: u64, received: u64) {
+    out.extend_from_slice(format!("+CIPSENDL:{sent},{received}\r\n").as_bytes());
+}
+
 fn invalid(param: u16) -> AtError {
     AtError::new(ErrorKind::ParamInvalid, param)
 }
@@ -799,7 +804,7 @@ impl Modem {
             .len()
             .min(usize::try_from(l.left).unwrap_or(usize::MAX))
             .min(room);
-        l.burst.pending.extend_from_slice(&bytes[..take]);
+        crate::bytes::append(&mut l.burst.pending, &bytes[..take]);
         l.left -= take as u64;
         l.received += take as u64;
         self.long_send_flush(false);
@@ -857,13 +862,9 @@ impl Modem {
             l.unsent.pop_front();
             l.sent += n as u64;
         }
-        let mut lines = Vec::new();
         while l.sent >= l.reported + report {
             l.reported += report;
-            lines.push(format!("+CIPSENDL:{},{}\r\n", l.reported, l.received));
-        }
-        for line in lines {
-            self.out.extend_from_slice(line.as_bytes());
+            long_send_progress(&mut self.out, l.reported, l.received);
         }
         self.long_send_check_end();
     }
@@ -884,8 +885,7 @@ impl Modem {
             return;
         }
         if l.sent != l.reported || l.sent == 0 {
-            let line = format!("+CIPSENDL:{},{}\r\n", l.sent, l.received);
-            self.out.extend_from_slice(line.as_bytes());
+            long_send_progress(&mut self.out, l.sent, l.received);
         }
         let end: &[u8] = if l.failed {
             b"\r\nSEND FAIL\r\n"
@@ -1653,7 +1653,7 @@ impl Modem {
         if p.burst.escape(bytes, now, true, &mut 0) {
             return bytes.len();
         }
-        p.burst.pending.extend_from_slice(bytes);
+        crate::bytes::append(&mut p.burst.pending, bytes);
         while let Input::Passthrough(p) = &mut self.input {
             if p.burst.pending.len() < PASSTHROUGH_PACKET {
                 break;

@@ -185,6 +185,12 @@ impl Rig {
 }
 
 /// `answer`, then `ready` and the join of the stored AP.
+/// `len` bytes that do not repeat per send or per chunk (251 is prime), so
+/// a lost, doubled or reordered piece shows.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
 fn ok_then_boot(answer: &[u8]) -> Vec<u8> {
     [answer, testing::BOOT].concat()
 }
@@ -934,7 +940,7 @@ fn send_splits_at_buffer_size() {
     let mut rig = Rig::quiet();
     rig.at("AT+WSCFG=0,30,60,1000");
     rig.open(0);
-    let data: Vec<u8> = (0..16384u32).map(|i| (i % 251) as u8).collect();
+    let data = pattern(16384);
     rig.at("AT+WSSEND=0,16384,2");
     rig.input(&data);
     let frames = rig.sent_frames(0);
@@ -1589,7 +1595,7 @@ fn a_slow_host_loses_nothing_to_the_pong_timeout() {
     // Pings every second, pongs due within 3 s.
     let mut sim = auto_sim("AT+WSCFG=0,1,3,1024");
     sim.host_reading = false;
-    let message: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+    let message = pattern(4096);
     for _ in 0..256 {
         sim.network
             .reads

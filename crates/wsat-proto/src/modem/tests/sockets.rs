@@ -955,10 +955,6 @@ fn passthrough_says_a_lost_link_and_connects_again() {
     rig.assert_sent(0, b"again");
 }
 
-fn pattern(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i % 251) as u8).collect()
-}
-
 impl Rig {
     /// The payloads of the `Send` actions so far (not acknowledged).
     fn sends(&mut self) -> Vec<Vec<u8>> {
