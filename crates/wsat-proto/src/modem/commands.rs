@@ -80,6 +80,13 @@ const COMMANDS: &[Command] = &[
     cmd("+SLEEP", QUERY_SET, |m, f| {
         m.cmd_kept_number(f, KeptNumber::Sleep)
     }),
+    cmd("+SYSRAM", QUERY, |m, _| {
+        // An ESP32-C3's heap after start-up (esp-at#804's AT+SYSRAM?).
+        m.info("SYSRAM", "166096,147832");
+        Ok(Reply::Ok)
+    }),
+    cmd("+RFPOWER", QUERY_SET, Modem::cmd_rfpower),
+    cmd("+SYSTIMESTAMP", QUERY_SET, Modem::cmd_systimestamp),
     cmd("+SYSLOG", QUERY_SET, Modem::cmd_syslog),
     cmd("+UART_CUR", QUERY_SET, |m, f| m.cmd_uart(f, false)),
     cmd("+UART_DEF", QUERY_SET, |m, f| m.cmd_uart(f, true)),
@@ -359,6 +366,8 @@ impl Modem {
     fn cmd_restore(&mut self) -> Result<Reply, AtError> {
         self.uart_restore();
         self.settings.kept_numbers[KeptNumber::CwAutoConn as usize] = 1;
+        // The flash is erased: no AP to join after `ready` (§1.3).
+        self.kept.stored_ap = None;
         self.cmd_rst(Form::Execute)
     }
 
@@ -418,6 +427,7 @@ impl Modem {
         self.ok();
         if enabled {
             // The host clock is already right: report the sync at once.
+            self.kept.clock_offset = 0;
             self.report(b"+TIME_UPDATED\r\n");
         }
         Ok(Reply::Done)
@@ -425,8 +435,46 @@ impl Modem {
 
     fn cmd_cipsntptime(&mut self) -> Result<Reply, AtError> {
         let offset = timezone_offset_secs(self.settings.timezone);
-        let time = self.platform.unix_time().unwrap_or(0) + offset;
+        let time = self.unix_time() + offset;
         self.info("CIPSNTPTIME", &asctime(time));
+        Ok(Reply::Ok)
+    }
+
+    /// The module's clock: the host's, moved by `AT+SYSTIMESTAMP=`.
+    fn unix_time(&self) -> i64 {
+        self.platform.unix_time().unwrap_or(0) + self.kept.clock_offset
+    }
+
+    fn cmd_systimestamp(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        match form {
+            Form::Set(p) => {
+                let time = Args::parse(p, 1)?.int(0, 0..=i64::from(u32::MAX))?;
+                self.kept.clock_offset = time - self.platform.unix_time().unwrap_or(0);
+            }
+            _ => self.info("SYSTIMESTAMP", &format!("{}", self.unix_time())),
+        }
+        Ok(Reply::Ok)
+    }
+
+    /// `AT+RFPOWER`: kept and read back; wsat has no radio to turn down.
+    fn cmd_rfpower(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        match form {
+            Form::Set(p) => {
+                let args = Args::parse(p, 4)?;
+                let mut power = self.settings.rf_power;
+                power[0] = args.int(0, 40..=84)? as u8;
+                for (i, ble) in power.iter_mut().enumerate().skip(1) {
+                    if let Some(value) = args.opt_int(i, 0..=15)? {
+                        *ble = value as u8;
+                    }
+                }
+                self.settings.rf_power = power;
+            }
+            _ => {
+                let [wifi, adv, scan, conn] = self.settings.rf_power;
+                self.info("RFPOWER", &format!("{wifi},{adv},{scan},{conn}"));
+            }
+        }
         Ok(Reply::Ok)
     }
 

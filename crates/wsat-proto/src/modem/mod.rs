@@ -528,6 +528,7 @@ pub struct Modem {
     /// Reports waiting for the host to finish a line or a data prompt.
     pub(crate) held: Vec<u8>,
     settings: Settings,
+    kept: Kept,
     links: [LinkSlot; LINK_COUNT],
     sockets: socket::Sockets,
     /// Faults waiting for their moment ([`Modem::inject`]).
@@ -613,6 +614,19 @@ enum Wait {
     },
 }
 
+/// What `AT+RST` keeps: the module's flash and its RTC clock. (`AT+CWAUTOCONN`
+/// is in flash too, but lives with the other kept numbers.)
+#[derive(Default)]
+struct Kept {
+    /// The AP joined after `ready` while `AT+CWAUTOCONN` is 1, and by
+    /// `AT+CWJAP` without parameters: [`WifiOptions::stored`] at start, then
+    /// the last join under `AT+SYSSTORE=1`; none after `AT+RESTORE`.
+    stored_ap: Option<usize>,
+    /// Seconds `AT+SYSTIMESTAMP=` put the clock off the host's, until SNTP
+    /// sets it right again.
+    clock_offset: i64,
+}
+
 /// Settings that `AT+RST` puts back to their defaults.
 struct Settings {
     echo: bool,
@@ -639,6 +653,8 @@ struct Settings {
     /// `AT+CIPSNTPCFG` timezone: hours in [-12,14], or ±HHMM.
     timezone: i64,
     sntp_servers: Vec<Vec<u8>>,
+    /// `AT+RFPOWER`: Wi-Fi (0.25 dBm), BLE advertising, scanning, connection.
+    rf_power: [u8; 4],
     /// `AT+WSHEAD` headers, oldest first.
     headers: Vec<Vec<u8>>,
 }
@@ -663,6 +679,9 @@ impl Default for Settings {
             sntp_enabled: true,
             timezone: 0,
             sntp_servers: alloc::vec![b"pool.ntp.org".to_vec()],
+            // 19.5 dBm (factory_param's max_tx_power) and BLE's default
+            // level, +9 dBm [inference].
+            rf_power: [78, 11, 11, 11],
             headers: Vec::new(),
         }
     }
@@ -672,6 +691,7 @@ impl Modem {
     /// A modem fresh from reset; its first output is `\r\nready\r\n` (and
     /// the join of the stored AP, see [`WifiOptions::stored`]).
     pub fn new(options: ModemOptions, platform: Box<dyn Platform + Send>, now: u64) -> Self {
+        let stored_ap = options.wifi.stored;
         let mut modem = Modem {
             uart: uart::UartState::new(options.uart),
             options,
@@ -689,6 +709,10 @@ impl Modem {
             written: 0,
             held: Vec::new(),
             settings: Settings::default(),
+            kept: Kept {
+                stored_ap,
+                clock_offset: 0,
+            },
             links: Default::default(),
             sockets: socket::Sockets::default(),
             armed: fault::Armed::default(),

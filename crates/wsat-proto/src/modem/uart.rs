@@ -333,10 +333,11 @@ mod tests {
         assert_eq!(at(&mut m, "AT+RST"), b"\r\nOK\r\n");
         assert_eq!(restarted(&mut m), crate::testing::BOOT);
         assert_eq!(m.poll_uart_change(), None);
-        // AT+RESTORE: OK at 230400, `ready` at the start settings again.
+        // AT+RESTORE: OK at 230400, `ready` at the start settings again
+        // (and no stored AP to join).
         assert_eq!(at(&mut m, "AT+RESTORE"), b"AT+RESTORE\r\n\r\nOK\r\n");
         assert_eq!(m.poll_uart_change(), Some(cfg(115_200, 8, 1, 0, 0)));
-        assert_eq!(restarted(&mut m), crate::testing::BOOT);
+        assert_eq!(restarted(&mut m), crate::at::READY);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use super::commands::{Form, Reply};
+use super::commands::{Form, KeptNumber, Reply};
 use super::{Input, Modem, Wait};
 use crate::at::{self, Args, AtError, ErrorKind};
 
@@ -43,9 +43,10 @@ impl AccessPoint {
 pub struct WifiOptions {
     /// What `AT+CWLAP` finds and `AT+CWJAP` may join.
     pub access_points: Vec<AccessPoint>,
-    /// The AP stored in the module's flash (an index into
+    /// The AP stored in the module's flash at start (an index into
     /// `access_points`): joined after every start-up and reset while
-    /// `AT+CWAUTOCONN` is 1, and by `AT+CWJAP` without parameters.
+    /// `AT+CWAUTOCONN` is 1, and by `AT+CWJAP` without parameters. A join
+    /// under `AT+SYSSTORE=1` stores its AP instead; `AT+RESTORE` forgets it.
     pub stored: Option<usize>,
     /// How long a join takes (the echo of `AT+CWJAP` to `WIFI CONNECTED`).
     pub join_delay_ms: u64,
@@ -115,13 +116,11 @@ impl Modem {
 
     /// After a `ready`: the stored AP is joined when autoconnect is on.
     pub(super) fn boot_join(&mut self) {
-        let autoconnect =
-            self.settings.kept_numbers[super::commands::KeptNumber::CwAutoConn as usize];
+        let autoconnect = self.settings.kept_numbers[KeptNumber::CwAutoConn as usize];
         let station_mode = self.station_on();
         if let Some(ap) = self
-            .options
-            .wifi
-            .stored
+            .kept
+            .stored_ap
             .filter(|_| autoconnect == 1 && station_mode)
         {
             if ap < self.options.wifi.access_points.len() {
@@ -190,7 +189,7 @@ impl Modem {
             }
             _ => {
                 // Rejoin the stored AP.
-                let ap = self.options.wifi.stored.ok_or(AtError::exec())?;
+                let ap = self.kept.stored_ap.ok_or(AtError::exec())?;
                 let ap = self
                     .options
                     .wifi
@@ -233,6 +232,9 @@ impl Modem {
         match outcome {
             JoinOutcome::Joined(ap) => {
                 self.settings.station = Station::Associated(ap);
+                if self.settings.kept_numbers[KeptNumber::SysStore as usize] == 1 {
+                    self.kept.stored_ap = Some(ap);
+                }
                 self.sockets_joined();
                 self.out
                     .extend_from_slice(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");

@@ -373,9 +373,80 @@ fn other_start_up_commands_drivers_send() {
         rig.at("AT+CIPMUX?"),
         b"AT+CIPMUX?\r\n+CIPMUX:0\r\n\r\nOK\r\n"
     );
+    // AT+RESTORE erases the flash: autoconnect is on again, but there is
+    // no stored AP any more to join after `ready` (esp-at-tcpip.md §1.3).
     assert_eq!(
         rig.reset("AT+RESTORE"),
-        ok_then_boot(b"AT+RESTORE\r\n\r\nOK\r\n")
+        b"AT+RESTORE\r\n\r\nOK\r\n\r\nready\r\n"
+    );
+    assert_eq!(
+        rig.at("AT+CWAUTOCONN?"),
+        b"AT+CWAUTOCONN?\r\n+CWAUTOCONN:1\r\n\r\nOK\r\n"
+    );
+}
+
+#[test]
+fn basic_commands_drivers_read_their_values_from() {
+    let mut rig = Rig::quiet();
+    assert_eq!(rig.at("AT+SYSRAM?"), b"+SYSRAM:166096,147832\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+SYSRAM"), b"\r\nERROR\r\n");
+    // AT+RFPOWER: kept and read back, BLE levels optional.
+    assert_eq!(rig.at("AT+RFPOWER?"), b"+RFPOWER:78,11,11,11\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+RFPOWER=40"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+RFPOWER?"), b"+RFPOWER:40,11,11,11\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+RFPOWER=84,0,15,7"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+RFPOWER?"), b"+RFPOWER:84,0,15,7\r\n\r\nOK\r\n");
+    for bad in [
+        "AT+RFPOWER=39",
+        "AT+RFPOWER=85",
+        "AT+RFPOWER=80,16",
+        "AT+RFPOWER=80,1,2,3,4",
+        "AT+RFPOWER",
+    ] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+    assert_eq!(rig.at("AT+RFPOWER?"), b"+RFPOWER:84,0,15,7\r\n\r\nOK\r\n");
+}
+
+#[test]
+fn systimestamp_moves_the_clock_until_sntp_sets_it() {
+    let mut rig = Rig::quiet();
+    // The host's clock (the simulator's: 2021-10-18 20:12:27 UTC).
+    assert_eq!(
+        rig.at("AT+SYSTIMESTAMP?"),
+        b"+SYSTIMESTAMP:1634587947\r\n\r\nOK\r\n"
+    );
+    assert_eq!(rig.at("AT+SYSTIMESTAMP=1565853509"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+SYSTIMESTAMP?"),
+        b"+SYSTIMESTAMP:1565853509\r\n\r\nOK\r\n"
+    );
+    // One clock: AT+CIPSNTPTIME? reads it too (timezone 0 by default).
+    assert_eq!(
+        rig.at("AT+CIPSNTPTIME?"),
+        b"+CIPSNTPTIME:Thu Aug 15 07:18:29 2019\r\n\r\nOK\r\n"
+    );
+    for bad in [
+        "AT+SYSTIMESTAMP=-1",
+        "AT+SYSTIMESTAMP=4294967296",
+        "AT+SYSTIMESTAMP=\"1\"",
+        "AT+SYSTIMESTAMP=1,2",
+        "AT+SYSTIMESTAMP",
+    ] {
+        assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
+    }
+    // The RTC keeps running through a reset.
+    assert_eq!(rig.reset("AT+RST"), ok_then_boot(b"\r\nOK\r\n"));
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+SYSTIMESTAMP?"),
+        b"+SYSTIMESTAMP:1565853509\r\n\r\nOK\r\n"
+    );
+    // An SNTP sync puts it right again.
+    assert_eq!(rig.at("AT+CIPSNTPCFG=1,0"), b"\r\nOK\r\n+TIME_UPDATED\r\n");
+    assert_eq!(
+        rig.at("AT+SYSTIMESTAMP?"),
+        b"+SYSTIMESTAMP:1634587947\r\n\r\nOK\r\n"
     );
 }
 
@@ -1819,6 +1890,40 @@ fn joining_takes_the_join_delay_and_answers_as_a_module() {
     ] {
         assert_eq!(rig.at(bad), b"\r\nERROR\r\n", "{bad}");
     }
+}
+
+#[test]
+fn a_join_under_sysstore_1_is_the_stored_ap_until_restore() {
+    let mut rig = wifi_rig();
+    let joined = b"WIFI CONNECTED\r\nWIFI GOT IP\r\n\r\nOK\r\n";
+    let boot_lab = b"\r\nOK\r\n\r\nready\r\nWIFI CONNECTED\r\nWIFI GOT IP\r\n";
+    // AT+SYSSTORE=1 (the default): the join goes into flash, and is the
+    // AP joined after `ready`.
+    rig.at("AT+CWJAP=\"lab\",\"secret\"");
+    assert_eq!(rig.advance_to(rig.sim.now + 500), joined);
+    assert_eq!(rig.reset("AT+RST"), boot_lab);
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:2,\"lab\"\r\n\r\nOK\r\n");
+    // AT+SYSSTORE=0: the join is for now only.
+    assert_eq!(rig.at("AT+SYSSTORE=0"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWJAP=\"wsat\",\"\""), b"WIFI DISCONNECT\r\n");
+    assert_eq!(rig.advance_to(rig.sim.now + 500), joined);
+    assert_eq!(rig.reset("AT+RST"), boot_lab);
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:2,\"lab\"\r\n\r\nOK\r\n");
+    // AT+RESTORE erases it: not associated after `ready`, nothing for
+    // AT+CWJAP alone to rejoin, until a join stores one again.
+    assert_eq!(rig.at("ATE1"), b"\r\nOK\r\n");
+    assert_eq!(
+        rig.reset("AT+RESTORE"),
+        b"AT+RESTORE\r\n\r\nOK\r\n\r\nready\r\n"
+    );
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:0,\"\"\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWJAP"), b"\r\nERROR\r\n");
+    rig.at("AT+CWJAP=\"lab\",\"secret\"");
+    assert_eq!(rig.advance_to(rig.sim.now + 500), joined);
+    assert_eq!(rig.reset("AT+RST"), boot_lab);
 }
 
 #[test]
