@@ -9,7 +9,7 @@
 
 use wsat_proto::testing::{self, Sim};
 use wsat_proto::ws;
-use wsat_proto::{Link, NetEvent, HOST_OUTPUT_BOUND};
+use wsat_proto::{Fault, Link, NetEvent, HOST_OUTPUT_BOUND};
 
 /// Output and held reports may pass [`HOST_OUTPUT_BOUND`] by what one
 /// command or one read adds: an `AT+SYSMFG` read of a 64 KiB entry, a
@@ -50,6 +50,7 @@ fn assert_usable(sim: &mut Sim) {
     sim.host_reading = true;
     // Waits for the network end by their timeouts (≤ 180 s).
     sim.advance(200_000);
+    wake(sim);
     // Leaves passthrough or an `AT+CIPSENDL` (a `+++` alone between
     // silences), which no amount of data ends.
     host(sim, b"+++");
@@ -66,6 +67,15 @@ fn assert_usable(sim: &mut Sim) {
         "modem unusable: {:?}",
         String::from_utf8_lossy(&out)
     );
+}
+
+/// A module in deep sleep (`AT+GSLP`, up to 24 days or for ever) is woken
+/// as a host would: by its reset pin.
+fn wake(sim: &mut Sim) {
+    if sim.modem.restarting() {
+        sim.modem.inject(Fault::Reboot, sim.now);
+        sim.advance(10_000);
+    }
 }
 
 /// Takes `(tag, chunk)` records from `data`: a tag byte, a length byte, then
@@ -420,6 +430,7 @@ fn answer(sim: &mut Sim) -> Vec<u8> {
     if sim.modem.restarting() {
         sim.advance(10_000);
     }
+    wake(sim);
     sim.host_read()
 }
 

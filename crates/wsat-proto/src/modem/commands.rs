@@ -70,6 +70,7 @@ const COMMANDS: &[Command] = &[
     cmd("+RST", [false, false, true, true], Modem::cmd_rst),
     cmd("+GMR", EXEC, |m, _| m.cmd_gmr()),
     cmd("+CMD", QUERY, |m, _| m.cmd_cmd()),
+    cmd("+GSLP", SET, Modem::cmd_gslp),
     cmd("+RESTORE", EXEC, |m, _| m.cmd_restore()),
     cmd("+SYSSTORE", QUERY_SET, |m, f| {
         m.cmd_kept_number(f, KeptNumber::SysStore)
@@ -278,8 +279,24 @@ impl Modem {
         // `ready` comes at the saved line settings.
         self.uart_reset();
         self.input = Input::Restarting {
-            until: self.now.saturating_add(self.options.restart_delay_ms),
+            until: Some(self.now.saturating_add(self.options.restart_delay_ms)),
         };
+    }
+
+    /// `AT+GSLP=<ms>`: deep sleep, then a wake-up is a boot (`ready`, the
+    /// stored AP); 0 sleeps until a hard reset. The RTC (the clock) runs on.
+    fn cmd_gslp(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
+        let Form::Set(p) = form else {
+            return Err(AtError::new(ErrorKind::OpError, 0));
+        };
+        let sleep = Args::parse(p, 1)?.int(0, 0..=i64::from(i32::MAX))? as u64;
+        self.info_line(&[format!("{sleep}").as_bytes()]);
+        self.ok();
+        self.restart();
+        if let Input::Restarting { until } = &mut self.input {
+            *until = (sleep > 0).then(|| until.unwrap_or(0).saturating_add(sleep));
+        }
+        Ok(Reply::Done)
     }
 
     /// `AT+RST` typed while a command runs: ESP-AT's escape hatch. The

@@ -6,7 +6,7 @@
 use alloc::vec::Vec;
 
 use super::wifi::Station;
-use super::Modem;
+use super::{Input, Modem};
 use crate::at::{self, AtError, ErrorKind};
 
 /// A fault for [`Modem::inject`].
@@ -29,8 +29,9 @@ pub enum Fault {
         /// When.
         when: ReportTime,
     },
-    /// The module restarts by itself: links dropped without a word, input
-    /// lost, `ready` after the restart delay.
+    /// The module restarts by itself (or its reset pin is pulled: it wakes
+    /// from `AT+GSLP=0`): links dropped without a word, input lost, `ready`
+    /// after the restart delay.
     Reboot,
     /// The AP goes away: `WIFI DISCONNECT`, every socket link `CLOSED`,
     /// every WebSocket link lost (its reconnects fail until the AP is back).
@@ -85,7 +86,14 @@ impl Modem {
                 ReportTime::InNextEcho => self.armed.in_echo.push(bytes),
             },
             Fault::Reboot => {
-                if !self.restarting() {
+                // A restart under way is not started again, but a deep
+                // sleep (longer than a restart, or without end) is woken.
+                let restarted = self.now.saturating_add(self.options.restart_delay_ms);
+                let awake = match self.input {
+                    Input::Restarting { until } => until.is_none_or(|until| until > restarted),
+                    _ => true,
+                };
+                if awake {
                     self.restart();
                 }
             }

@@ -558,9 +558,10 @@ enum Input {
     /// `AT+CIPSENDL`: host bytes go to a socket link as they come, until
     /// its length is in (or a `+++` alone).
     LongSend(Box<socket::LongSend>),
-    /// Reset: input is discarded (the chip is restarting) until `ready`
-    /// goes out at `until`.
-    Restarting { until: u64 },
+    /// Reset or deep sleep: input is discarded (the chip is restarting or
+    /// asleep) until `ready` goes out at `until`; `None`: `AT+GSLP=0`, asleep
+    /// until a hard reset ([`Fault::Reboot`]).
+    Restarting { until: Option<u64> },
 }
 
 /// Where the bytes typed after a prompt go.
@@ -838,7 +839,7 @@ impl Modem {
                 self.finish_wait(Err(AtError::exec()))
             }
             Input::Busy(Wait::Ping { deadline }) if now >= deadline => self.pinged(None),
-            Input::Restarting { until } if now >= until => {
+            Input::Restarting { until: Some(until) } if now >= until => {
                 self.input = Input::Line;
                 self.out.extend_from_slice(at::READY);
                 self.boot_join();
@@ -918,7 +919,7 @@ impl Modem {
                 | Wait::Resolve { deadline, .. }
                 | Wait::Ping { deadline },
             ) => Some(deadline),
-            Input::Restarting { until } => Some(until),
+            Input::Restarting { until } => until,
             _ => None,
         };
         self.link_deadlines()

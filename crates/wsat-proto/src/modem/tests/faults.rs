@@ -70,6 +70,45 @@ fn a_reboot_drops_links_and_says_ready() {
 }
 
 #[test]
+fn deep_sleep_is_a_reboot_after_its_time_or_after_a_hard_reset() {
+    let mut rig = Rig::quiet();
+    rig.open(0);
+    // The time, OK, then asleep: links gone, input lost; waking is a boot.
+    assert_eq!(rig.at("AT+GSLP=1000"), b"1000\r\n\r\nOK\r\n");
+    assert_eq!(rig.actions(), vec![NetAction::Close { link: Link::Ws(0) }]);
+    assert_eq!(rig.input(b"AT\r\n"), b"");
+    let start = rig.sim.now;
+    assert_eq!(rig.advance_to(start + 1499), b"");
+    assert_eq!(rig.advance_to(start + 1500), testing::BOOT);
+    assert_eq!(rig.at("AT+WSOPEN?"), b"AT+WSOPEN?\r\n\r\nOK\r\n");
+    // The reset pin (a reboot fault) cuts a sleep short; after 0 nothing
+    // else wakes the module.
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+GSLP=60000"), b"60000\r\n\r\nOK\r\n");
+    assert_eq!(rig.inject(Fault::Reboot), b"");
+    assert_eq!(rig.advance_to(rig.sim.now + 500), testing::BOOT);
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+GSLP=0"), b"0\r\n\r\nOK\r\n");
+    assert_eq!(rig.advance_to(rig.sim.now + 86_400_000), b"");
+    assert_eq!(rig.input(b"AT\r\n"), b"");
+    assert_eq!(rig.inject(Fault::Reboot), b"");
+    assert_eq!(rig.advance_to(rig.sim.now + 500), testing::BOOT);
+    for bad in [
+        "AT+GSLP",
+        "AT+GSLP?",
+        "AT+GSLP=-1",
+        "AT+GSLP=2147483648",
+        "AT+GSLP=1,2",
+    ] {
+        assert_eq!(
+            rig.at(bad),
+            [bad.as_bytes(), b"\r\n\r\nERROR\r\n"].concat(),
+            "{bad}"
+        );
+    }
+}
+
+#[test]
 fn the_ap_goes_away_and_comes_back() {
     let mut rig = Rig::quiet();
     assert_eq!(rig.at("AT+CIPMUX=1"), b"\r\nOK\r\n");
