@@ -86,6 +86,13 @@ const COMMANDS: &[Command] = &[
         m.info("SYSRAM", "166096,147832");
         Ok(Reply::Ok)
     }),
+    cmd("+SYSFLASH", QUERY, |m, _| {
+        for (name, subtype, addr, size) in USER_PARTITIONS {
+            let line = format!("+SYSFLASH:\"{name}\",64,{subtype},{addr:#x},{size:#x}\r\n");
+            m.out.extend_from_slice(line.as_bytes());
+        }
+        Ok(Reply::Ok)
+    }),
     cmd("+RFPOWER", QUERY_SET, Modem::cmd_rfpower),
     cmd("+SYSTIMESTAMP", QUERY_SET, Modem::cmd_systimestamp),
     cmd("+SYSLOG", QUERY_SET, Modem::cmd_syslog),
@@ -164,6 +171,27 @@ const COMMANDS: &[Command] = &[
     cmd("+WSSEND", SET, Modem::cmd_wssend),
     cmd("+WSDATAFMT", SET, Modem::cmd_wsdatafmt),
     cmd("+WSCLOSE", SET, Modem::cmd_wsclose),
+];
+
+/// `AT+SYSFLASH?`: the user partitions (type 0x40) of an ESP32-C3 module,
+/// from ESP-AT's `module_esp32c3_default/at_customize.csv`: name, subtype,
+/// address, size. wsat keeps certificates in `AT+SYSMFG`'s store instead, so
+/// reading or writing them with `AT+SYSFLASH=` is not offered.
+const USER_PARTITIONS: [(&str, u8, u32, u32); 14] = [
+    ("ble_data", 1, 0x1f000, 0x6000),
+    ("server_cert", 2, 0x25000, 0x2000),
+    ("server_key", 3, 0x27000, 0x2000),
+    ("server_ca", 4, 0x29000, 0x2000),
+    ("client_cert", 5, 0x2b000, 0x2000),
+    ("client_key", 6, 0x2d000, 0x2000),
+    ("client_ca", 7, 0x2f000, 0x2000),
+    ("factory_param", 8, 0x31000, 0x1000),
+    ("wpa2_cert", 9, 0x32000, 0x2000),
+    ("wpa2_key", 10, 0x34000, 0x2000),
+    ("wpa2_ca", 11, 0x36000, 0x2000),
+    ("mqtt_cert", 12, 0x38000, 0x2000),
+    ("mqtt_key", 13, 0x3a000, 0x2000),
+    ("mqtt_ca", 14, 0x3c000, 0x2000),
 ];
 
 /// Settings a driver may set at start-up and read back, which only keep a

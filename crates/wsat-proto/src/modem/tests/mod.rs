@@ -390,6 +390,17 @@ fn basic_commands_drivers_read_their_values_from() {
     let mut rig = Rig::quiet();
     assert_eq!(rig.at("AT+SYSRAM?"), b"+SYSRAM:166096,147832\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+SYSRAM"), b"\r\nERROR\r\n");
+    let partitions = String::from_utf8(rig.at("AT+SYSFLASH?")).unwrap();
+    assert!(
+        partitions.starts_with("+SYSFLASH:\"ble_data\",64,1,0x1f000,0x6000\r\n"),
+        "{partitions}"
+    );
+    assert!(partitions.contains("\r\n+SYSFLASH:\"client_ca\",64,7,0x2f000,0x2000\r\n"));
+    assert!(partitions.ends_with("+SYSFLASH:\"mqtt_ca\",64,14,0x3c000,0x2000\r\n\r\nOK\r\n"));
+    assert_eq!(
+        rig.at("AT+SYSFLASH=2,\"client_ca\",0,100"),
+        b"\r\nERROR\r\n"
+    );
     // AT+RFPOWER: kept and read back, BLE levels optional.
     assert_eq!(rig.at("AT+RFPOWER?"), b"+RFPOWER:78,11,11,11\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+RFPOWER=40"), b"\r\nOK\r\n");
