@@ -567,6 +567,11 @@ impl Modem {
         };
         let param = |i: usize| (first + i + 1) as u16;
         let (kind, v6) = Kind::parse(args.str(first)?).ok_or(invalid(param(0)))?;
+        // The IPv6 types need AT+CIPV6=1 first, as on a module: a driver
+        // that forgets it fails here, not only on hardware (§3.14).
+        if v6 && !self.sockets.ipv6 {
+            return Err(invalid(param(0)));
+        }
         let host = host_arg(&args, first + 1, MAX_HOST)?;
         let min_port = if kind == Kind::Udp { 0 } else { 1 };
         let port = args.int(first + 2, min_port..=65535)? as u16;

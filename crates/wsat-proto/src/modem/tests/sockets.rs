@@ -92,6 +92,26 @@ fn cipmux_and_its_refusals() {
 }
 
 #[test]
+fn ipv6_types_need_cipv6_first() {
+    let mut rig = mux();
+    for line in [
+        "AT+CIPSTART=0,\"TCPv6\",\"::1\",80",
+        "AT+CIPSTART=0,\"UDPv6\",\"::1\",80",
+        "AT+CIPSTART=0,\"SSLv6\",\"::1\",443",
+    ] {
+        assert_eq!(rig.at(line), b"\r\nERROR\r\n", "{line}");
+    }
+    assert!(rig.actions().is_empty());
+    assert_eq!(rig.at("AT+CIPV6=1"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CIPSTART=0,\"TCPv6\",\"::1\",80"), b"");
+    assert!(matches!(
+        &rig.actions()[..],
+        [NetAction::Connect { link: Link::Socket(0), host, port: 80, transport: Transport::Tcp, .. }]
+            if host == "::1"
+    ));
+}
+
+#[test]
 fn cipstart_single_connection_reports_connect_before_ok() {
     let mut rig = Rig::quiet();
     assert_eq!(rig.at("AT+CIPSTART=\"TCP\",\"example.com\",80,7200"), b"");
