@@ -10,7 +10,7 @@ pub mod control;
 pub mod driver;
 pub mod echo_server;
 pub mod http_api;
-mod net;
+pub mod net;
 pub mod pcap;
 pub mod peer;
 mod ping;

@@ -409,6 +409,10 @@ fn modem_options(cli: &Cli) -> ModemOptions {
     }
     wifi.stored = (!cli.no_stored_ap).then_some(0);
     wifi.join_delay_ms = cli.join_delay;
+    // The network's DNS servers are the host's (AT+CIPDNS?).
+    if let Ok(text) = std::fs::read_to_string("/etc/resolv.conf") {
+        wifi.dhcp_dns = wsat::net::resolver_servers(&text);
+    }
     ModemOptions {
         commit: env!("WSAT_COMMIT").to_string(),
         build_time: env!("WSAT_BUILD_TIME").to_string(),

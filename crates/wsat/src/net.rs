@@ -135,6 +135,22 @@ async fn open_stream(target: &Target) -> io::Result<Opened> {
 }
 
 /// The first address of `host` (IPv4 first, as ESP-AT prefers).
+/// The resolver's IPv4 name servers in `resolv_conf` (the text of
+/// `/etc/resolv.conf`), at most three, as `AT+CIPDNS?` lists the servers
+/// DHCP gave the module.
+pub fn resolver_servers(resolv_conf: &str) -> Vec<String> {
+    resolv_conf
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            (words.next() == Some("nameserver")).then(|| words.next())?
+        })
+        .filter_map(|address| address.parse::<Ipv4Addr>().ok())
+        .map(|address| address.to_string())
+        .take(3)
+        .collect()
+}
+
 async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
     addrs
@@ -382,5 +398,23 @@ impl Stream {
             };
             let _ = tokio::time::timeout(CLOSE_FLUSH_LIMIT, flush).await;
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::resolver_servers;
+
+    #[test]
+    fn resolver_servers_are_the_first_three_ipv4_name_servers() {
+        let conf = "# generated\nsearch example.org\nnameserver 10.0.0.1\n\
+                    nameserver ::1\n  nameserver   192.0.2.53 # the second\n\
+                    options edns0\nnameserver 198.51.100.1\nnameserver 203.0.113.1\n\
+                    nameserver not-an-address\n";
+        assert_eq!(
+            resolver_servers(conf),
+            ["10.0.0.1", "192.0.2.53", "198.51.100.1"]
+        );
+        assert!(resolver_servers("").is_empty());
     }
 }

@@ -50,6 +50,10 @@ pub struct WifiOptions {
     pub stored: Option<usize>,
     /// How long a join takes (the echo of `AT+CWJAP` to `WIFI CONNECTED`).
     pub join_delay_ms: u64,
+    /// The DNS servers DHCP hands out (`AT+CIPDNS?` while `<enable>` is 0),
+    /// dotted IPv4, at most three: the host's resolvers. Empty: ESP-AT's
+    /// defaults before DHCP.
+    pub dhcp_dns: Vec<String>,
 }
 
 impl Default for WifiOptions {
@@ -66,6 +70,7 @@ impl Default for WifiOptions {
             }],
             stored: Some(0),
             join_delay_ms: 500,
+            dhcp_dns: Vec::new(),
         }
     }
 }
@@ -800,6 +805,10 @@ impl Modem {
         }
         let (enable, servers) = match &self.settings.dns {
             Some(servers) => (1, servers.clone()),
+            None if !self.options.wifi.dhcp_dns.is_empty() => {
+                let servers = self.options.wifi.dhcp_dns.iter();
+                (0, servers.take(3).map(|s| s.as_bytes().to_vec()).collect())
+            }
             None => (0, DHCP_DNS.iter().map(|s| s.as_bytes().to_vec()).collect()),
         };
         let mut line = format!("+CIPDNS:{enable}").into_bytes();

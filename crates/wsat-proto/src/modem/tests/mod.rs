@@ -2103,6 +2103,22 @@ fn the_softap_and_other_settings_are_configuration_with_exact_replies() {
         b"\r\nERROR\r\n"
     );
     assert_eq!(rig.at("AT+CIPDNS=1"), b"\r\nERROR\r\n");
+    // The network's servers, when the runtime knows them (the host's).
+    let mut rig = Rig {
+        sim: Sim::with_options(ModemOptions {
+            wifi: WifiOptions {
+                dhcp_dns: vec!["10.0.0.1".into(), "192.0.2.53".into()],
+                ..WifiOptions::default()
+            },
+            ..ModemOptions::default()
+        }),
+    };
+    rig.output();
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    assert_eq!(
+        rig.at("AT+CIPDNS?"),
+        b"+CIPDNS:0,\"10.0.0.1\",\"192.0.2.53\"\r\n\r\nOK\r\n"
+    );
     // A static station address turns its DHCP off and is reported.
     assert_eq!(
         rig.at("AT+CIPSTA=\"192.168.1.50\",\"192.168.1.1\",\"255.255.255.0\""),
