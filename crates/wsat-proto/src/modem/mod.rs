@@ -636,6 +636,9 @@ struct Settings {
     kept_numbers: [u8; 4],
     cwmode: u8,
     station: wifi::Station,
+    /// The join of the stored AP after `ready`: the AP, and when it is
+    /// associated.
+    boot_join: Option<(usize, u64)>,
     /// The SSID of the last join (`AT+CWSTATE?` after leaving it).
     last_ssid: Vec<u8>,
     cwlap: wifi::ScanOptions,
@@ -668,6 +671,7 @@ impl Default for Settings {
             kept_numbers: commands::kept_number_defaults(),
             cwmode: 1,
             station: wifi::Station::default(),
+            boot_join: None,
             last_ssid: Vec::new(),
             cwlap: wifi::ScanOptions::default(),
             dhcp: 3,
@@ -721,7 +725,7 @@ impl Modem {
             net_paused: false,
             log: LogQueue::default(),
         };
-        modem.boot_join();
+        modem.boot_join(false);
         modem
     }
 
@@ -822,6 +826,7 @@ impl Modem {
     /// Calling it early or late is harmless.
     pub fn handle_timeout(&mut self, now: u64) {
         self.now = now;
+        self.boot_join_due();
         if self.lf_deadline.is_some_and(|d| now >= d) {
             self.lf_deadline = None;
             if let Some(line) = self.reader.flush() {
@@ -842,7 +847,7 @@ impl Modem {
             Input::Restarting { until: Some(until) } if now >= until => {
                 self.input = Input::Line;
                 self.out.extend_from_slice(at::READY);
-                self.boot_join();
+                self.boot_join(true);
             }
             Input::Busy(Wait::Join { outcome, deadline }) if now >= deadline => {
                 self.join_done(outcome)
@@ -926,6 +931,7 @@ impl Modem {
             .chain(self.socket_deadlines())
             .chain(send)
             .chain(self.lf_deadline)
+            .chain(self.settings.boot_join.map(|(_, at)| at))
             .min()
     }
 

@@ -230,8 +230,11 @@ mod tests {
     }
 
     /// The output once the restart delay (500 ms by default) is over.
+    /// `ready` after the restart delay, then the boot join after the join
+    /// delay.
     fn restarted(m: &mut Modem) -> Vec<u8> {
         m.handle_timeout(500);
+        m.handle_timeout(1000);
         output(m)
     }
 

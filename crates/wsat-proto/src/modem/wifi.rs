@@ -119,8 +119,13 @@ impl Modem {
         matches!(self.settings.station, Station::Associated(_))
     }
 
-    /// After a `ready`: the stored AP is joined when autoconnect is on.
-    pub(super) fn boot_join(&mut self) {
+    /// After a `ready`: the stored AP is joined when autoconnect is on. At
+    /// power-on at once (no host was there to see the boot). After a reset
+    /// [`WifiOptions::join_delay_ms`] later, as a module that associates and
+    /// runs DHCP before it says so (§1.7), with the host already talking; a
+    /// command for the station meanwhile (a join, `AT+CWQAP`, station mode
+    /// off) cancels it.
+    pub(super) fn boot_join(&mut self, after_reset: bool) {
         let autoconnect = self.settings.kept_numbers[KeptNumber::CwAutoConn as usize];
         let station_mode = self.station_on();
         if let Some(ap) = self
@@ -129,16 +134,40 @@ impl Modem {
             .filter(|_| autoconnect == 1 && station_mode)
         {
             if ap < self.options.wifi.access_points.len() {
-                self.settings.station = Station::Associated(ap);
-                self.sockets_joined();
                 self.settings.last_ssid = self.options.wifi.access_points[ap].ssid.clone();
-                self.report(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");
+                self.settings.station = Station::Joining;
+                let delay = if after_reset {
+                    self.options.wifi.join_delay_ms
+                } else {
+                    0
+                };
+                self.settings.boot_join = Some((ap, self.now.saturating_add(delay)));
+                self.boot_join_due();
             }
+        }
+    }
+
+    /// The boot join, once its time has come.
+    pub(super) fn boot_join_due(&mut self) {
+        let Some((ap, at)) = self.settings.boot_join else {
+            return;
+        };
+        if self.now < at {
+            return;
+        }
+        self.settings.boot_join = None;
+        if self.ap_gone(ap) {
+            self.settings.station = Station::Disconnected;
+        } else {
+            self.settings.station = Station::Associated(ap);
+            self.sockets_joined();
+            self.report(b"WIFI CONNECTED\r\nWIFI GOT IP\r\n");
         }
     }
 
     /// Leaves the AP, if associated: `WIFI DISCONNECT`.
     pub(super) fn disconnect(&mut self, then: Station) {
+        self.settings.boot_join = None;
         if self.associated() {
             self.report(b"WIFI DISCONNECT\r\n");
             self.settings.station = Station::Disconnected;

@@ -65,7 +65,7 @@ fn a_reboot_drops_links_and_says_ready() {
     // Input while it restarts is lost.
     assert_eq!(rig.input(b"AT\r\n"), b"");
     let start = rig.sim.now;
-    assert_eq!(rig.advance_to(start + 500), testing::BOOT);
+    assert_eq!(rig.advance_to(start + 1000), testing::BOOT);
     assert_eq!(rig.at("AT+WSOPEN?"), b"AT+WSOPEN?\r\n\r\nOK\r\n");
 }
 
@@ -79,20 +79,20 @@ fn deep_sleep_is_a_reboot_after_its_time_or_after_a_hard_reset() {
     assert_eq!(rig.input(b"AT\r\n"), b"");
     let start = rig.sim.now;
     assert_eq!(rig.advance_to(start + 1499), b"");
-    assert_eq!(rig.advance_to(start + 1500), testing::BOOT);
+    assert_eq!(rig.advance_to(start + 2000), testing::BOOT);
     assert_eq!(rig.at("AT+WSOPEN?"), b"AT+WSOPEN?\r\n\r\nOK\r\n");
     // The reset pin (a reboot fault) cuts a sleep short; after 0 nothing
     // else wakes the module.
     assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+GSLP=60000"), b"60000\r\n\r\nOK\r\n");
     assert_eq!(rig.inject(Fault::Reboot), b"");
-    assert_eq!(rig.advance_to(rig.sim.now + 500), testing::BOOT);
+    assert_eq!(rig.advance_to(rig.sim.now + 1000), testing::BOOT);
     assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+GSLP=0"), b"0\r\n\r\nOK\r\n");
     assert_eq!(rig.advance_to(rig.sim.now + 86_400_000), b"");
     assert_eq!(rig.input(b"AT\r\n"), b"");
     assert_eq!(rig.inject(Fault::Reboot), b"");
-    assert_eq!(rig.advance_to(rig.sim.now + 500), testing::BOOT);
+    assert_eq!(rig.advance_to(rig.sim.now + 1000), testing::BOOT);
     for bad in [
         "AT+GSLP",
         "AT+GSLP?",

@@ -170,11 +170,15 @@ impl Rig {
 
     /// A reset command: its answer, and `ready` once the restart delay
     /// (500 ms by default) is over, with nothing between.
+    /// `line`, its answer, `ready` after the restart delay and the join
+    /// of the stored AP (if any) after the join delay.
     fn reset(&mut self, line: &str) -> Vec<u8> {
         let mut out = self.at(line);
         let start = self.sim.now;
         assert_eq!(self.advance_to(start + 499), b"", "ready too early");
         out.extend(self.advance_to(start + 500));
+        assert_eq!(self.advance_to(start + 999), b"", "joined too early");
+        out.extend(self.advance_to(start + 1000));
         out
     }
 
@@ -183,6 +187,9 @@ impl Rig {
         self.sim.modem.held.len()
     }
 }
+
+/// The reports of a join.
+const JOINED: &[u8] = b"WIFI CONNECTED\r\nWIFI GOT IP\r\n";
 
 /// `answer`, then `ready` and the join of the stored AP.
 /// `len` bytes that do not repeat per send or per chunk (251 is prime), so
@@ -1762,7 +1769,10 @@ fn input_during_a_restart_is_lost_and_ready_comes_after_the_delay() {
     let start = rig.sim.now;
     assert_eq!(rig.advance_to(start + 100), b"");
     assert_eq!(rig.input(b"AT\r\nATE0\r\n"), b"", "the chip is restarting");
-    assert_eq!(rig.advance_to(start + 500), testing::BOOT);
+    assert_eq!(rig.advance_to(start + 500), at::READY);
+    // The stored AP's join takes the join delay after a reset.
+    assert_eq!(rig.advance_to(start + 999), b"");
+    assert_eq!(rig.advance_to(start + 1000), JOINED);
     // Echo is back on, and nothing of the lost input ran.
     assert_eq!(rig.at("AT"), b"AT\r\n\r\nOK\r\n");
     assert_eq!(rig.at("AT+RST=0"), b"AT+RST=0\r\n\r\nOK\r\n");
@@ -1770,6 +1780,31 @@ fn input_during_a_restart_is_lost_and_ready_comes_after_the_delay() {
     assert_eq!(rig.at("AT+RST=1"), b"AT+RST=1\r\n\r\nOK\r\n");
     rig.advance_to(start + 3_000);
     assert_eq!(rig.at("AT+RST=2"), b"AT+RST=2\r\n\r\nERROR\r\n");
+}
+
+#[test]
+fn after_a_reset_the_boot_join_comes_later_and_a_station_command_cancels_it() {
+    let mut rig = Rig::quiet();
+    assert_eq!(rig.at("AT+RST"), b"\r\nOK\r\n");
+    let start = rig.sim.now;
+    assert_eq!(rig.advance_to(start + 500), at::READY);
+    // A command right after `ready` is answered on its own.
+    assert_eq!(rig.at("ATE0"), b"ATE0\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:3,\"wsat\"\r\n\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CWJAP?"), b"\r\nOK\r\n");
+    assert_eq!(rig.at("AT+CIPSTART=\"TCP\",\"h\",80"), b"\r\nERROR\r\n");
+    assert_eq!(rig.advance_to(start + 1000), JOINED);
+    assert_eq!(rig.at("AT+CWSTATE?"), b"+CWSTATE:2,\"wsat\"\r\n\r\nOK\r\n");
+    // AT+CWQAP before the join: no join at all.
+    assert_eq!(rig.at("AT+RST"), b"\r\nOK\r\n");
+    let start = rig.sim.now;
+    assert_eq!(rig.advance_to(start + 500), at::READY);
+    assert_eq!(rig.at("AT+CWQAP"), b"AT+CWQAP\r\n\r\nOK\r\n");
+    assert_eq!(rig.advance_to(start + 5_000), b"");
+    assert_eq!(
+        rig.at("AT+CWSTATE?"),
+        b"AT+CWSTATE?\r\n+CWSTATE:4,\"wsat\"\r\n\r\nOK\r\n"
+    );
 }
 
 #[test]
@@ -1782,7 +1817,9 @@ fn the_restart_delay_is_an_option() {
     sim.host_read();
     sim.host_write(b"AT+RST\r\n");
     sim.advance(0);
-    assert_eq!(sim.host_read(), ok_then_boot(b"\r\nOK\r\n"));
+    assert_eq!(sim.host_read(), b"\r\nOK\r\n\r\nready\r\n");
+    sim.advance(500);
+    assert_eq!(sim.host_read(), JOINED);
 }
 
 #[test]
@@ -1801,7 +1838,7 @@ fn a_reset_typed_while_a_command_runs_forces_the_restart() {
         matches!(actions.last(), Some(NetAction::Close { link: Link::Ws(0) })),
         "{actions:?}"
     );
-    assert_eq!(rig.advance_to(rig.sim.now + 500), testing::BOOT);
+    assert_eq!(rig.advance_to(rig.sim.now + 1000), testing::BOOT);
     assert_eq!(rig.at("AT+WSOPEN?"), b"AT+WSOPEN?\r\n\r\nOK\r\n");
     // During AT+WSSEND's wait, where input waits for SEND OK.
     let mut rig = Rig::quiet();
@@ -1811,7 +1848,7 @@ fn a_reset_typed_while_a_command_runs_forces_the_restart() {
         rig.type_ahead(b"hiAT\r\nAT+RST\r\n"),
         b"\r\nWill force to restart!!!\r\n\r\nOK\r\n"
     );
-    assert_eq!(rig.advance_to(rig.sim.now + 500), testing::BOOT);
+    assert_eq!(rig.advance_to(rig.sim.now + 1000), testing::BOOT);
 }
 
 #[test]
