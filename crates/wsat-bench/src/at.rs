@@ -40,21 +40,19 @@ pub struct AtPort {
 }
 
 impl AtPort {
-    /// Connects and reads the modem's `\r\nready\r\n`.
+    /// Connects: a modem found running (`--tcp` prints no `ready`).
     pub async fn connect(addr: std::net::SocketAddr) -> anyhow::Result<AtPort> {
         let stream = timeout(WAIT, TcpStream::connect(addr))
             .await
             .context("connecting to the modem timed out")?
             .context("connecting to the modem")?;
         stream.set_nodelay(true)?;
-        let mut port = AtPort {
+        Ok(AtPort {
             stream,
             buf: vec![0; BUF_SIZE].into_boxed_slice(),
             start: 0,
             end: 0,
-        };
-        port.expect_line("ready").await?;
-        Ok(port)
+        })
     }
 
     /// Connects and turns echo off.

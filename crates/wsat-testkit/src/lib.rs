@@ -62,7 +62,7 @@ impl Wsat {
         Wsat { proc, addr }
     }
 
-    /// A new host connection: a fresh modem whose `ready` has been read.
+    /// A new host connection: a fresh modem, found running (no `ready`).
     pub async fn host(&self) -> Host {
         Host::connect(self.addr).await
     }
@@ -79,18 +79,15 @@ pub struct Host {
 }
 
 impl Host {
-    /// Connects to a `--tcp` port at `addr`: a fresh modem whose `ready`
-    /// has been read.
+    /// Connects to a `--tcp` port at `addr`: a fresh modem, found running
+    /// as by a host that opens the port of a booted module (no `ready`).
     pub async fn connect(addr: SocketAddr) -> Host {
         let stream = timeout(WAIT, TcpStream::connect(addr))
             .await
             .expect("connect timed out")
             .expect("connect");
         stream.set_nodelay(true).unwrap();
-        let mut host = Host { stream };
-        // `ready`, and the join of the default stored AP.
-        host.expect(wsat_proto::testing::BOOT).await;
-        host
+        Host { stream }
     }
 
     /// [`Host::connect`], then echo off (`ATE0` answered).

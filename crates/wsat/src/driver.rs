@@ -82,6 +82,10 @@ pub(crate) struct Port {
     pub(crate) control: Option<Box<dyn UartControl>>,
     /// A message for every time a host opens the port (`--ready-on-open`).
     pub(crate) opened: Option<mpsc::UnboundedReceiver<()>>,
+    /// The host came after the modem's boot (a `--tcp` client): it does not
+    /// see the boot's output; `Some(true)`: it gets a `ready` of its own
+    /// (`--ready-on-open`).
+    pub(crate) late_host: Option<bool>,
 }
 
 /// Randomness from the OS, time from the system clock, certificates on disk.
@@ -174,11 +178,17 @@ where
     let trace = settings.tracer.as_ref().map(|t| t.modem(n, &port.name));
     let pcap = settings.pcap.as_ref().map(|p| p.modem(n));
     options.log_frames = trace.is_some() || tracing::enabled!(tracing::Level::DEBUG);
-    let modem = Modem::new(
+    let mut modem = Modem::new(
         options,
         Box::new(HostPlatform::new(settings.store.clone())),
         0,
     );
+    if let Some(greet) = port.late_host {
+        modem.boot_unseen();
+        if greet {
+            modem.host_opened(0);
+        }
+    }
     let (connected_tx, connected) = mpsc::unbounded_channel();
     let (registration, requests) = match &settings.registry {
         Some(registry) => {

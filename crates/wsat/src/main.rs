@@ -61,10 +61,11 @@ struct Cli {
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     max_modems: Option<usize>,
 
-    /// With --pty: print `ready` whenever a host opens the pty, for hosts
-    /// that wait for it after opening the port (ESP-AT prints it only at
-    /// boot, and some drivers take an extra one as a reset: off by default).
-    #[arg(long, requires = "pty")]
+    /// With --pty or --tcp: print `ready` whenever a host opens the pty or
+    /// connects, for hosts that wait for it after opening the port (ESP-AT
+    /// prints it only at boot, and some drivers take an extra one as a
+    /// reset: off by default).
+    #[arg(long)]
     ready_on_open: bool,
 
     /// Milliseconds from the OK of AT+RST or AT+RESTORE to `ready`, during
@@ -294,7 +295,7 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
         .unwrap_or_else(|| tcp::default_max_modems(fd_limit));
     let serve = async {
         if let Some(addr) = cli.tcp {
-            serve_tcp(addr, settings, baud, max_modems).await
+            serve_tcp(addr, settings, baud, max_modems, cli.ready_on_open).await
         } else if let Some(link) = &cli.pty {
             transport::run_pty(link, settings, baud, cli.ready_on_open)
                 .await
@@ -305,7 +306,7 @@ async fn run(cli: Cli, fd_limit: u64) -> anyhow::Result<()> {
                 .with_context(|| format!("serial device {device}"))
         } else {
             let (stdin, stdout) = (tokio::io::stdin(), tokio::io::stdout());
-            transport::run_port(stdin, stdout, settings, "stdio".into(), baud).await?;
+            transport::run_port(stdin, stdout, settings, "stdio".into(), baud, None).await?;
             Ok(())
         }
     };
@@ -357,12 +358,16 @@ async fn start_control(addr: SocketAddr) -> anyhow::Result<Arc<control::Registry
     Ok(registry)
 }
 
-/// Every accepted connection is a modem of its own, up to `max_modems`.
+/// Every accepted connection is a modem of its own, up to `max_modems`,
+/// found running: a host that connects is one that opens the port of a
+/// module that booted before, so it sees no `ready` unless `ready_on_open`
+/// (esp-at-tcpip.md §1.5, §1.7).
 async fn serve_tcp(
     addr: SocketAddr,
     settings: Arc<Settings>,
     baud: Option<u32>,
     max_modems: usize,
+    ready_on_open: bool,
 ) -> anyhow::Result<()> {
     let listener = transport::tcp_listener(addr).with_context(|| format!("binding {addr}"))?;
     eprintln!("listening on {}", listener.local_addr()?);
@@ -374,7 +379,9 @@ async fn serve_tcp(
             let (reader, writer) = stream.into_split();
             tracing::info!(%peer, "modem started");
             let name = format!("tcp {peer}");
-            if let Err(error) = transport::run_port(reader, writer, settings, name, baud).await {
+            let late_host = Some(ready_on_open);
+            let run = transport::run_port(reader, writer, settings, name, baud, late_host);
+            if let Err(error) = run.await {
                 tracing::info!(%peer, %error, "modem ended");
             }
         }

@@ -11,8 +11,9 @@ use tokio::time::{timeout, Instant};
 use wsat_testkit::rig::Launch;
 use wsat_testkit::{Host, Wsat, WAIT};
 
-/// `ready` and the join of the stored AP.
-const READY: &[u8] = wsat_proto::testing::BOOT;
+/// What each accepted host gets with `--ready-on-open`: a modem found
+/// running, joined, greeted with `ready` (and nothing of its boot).
+const READY: &[u8] = b"\r\nready\r\n";
 
 /// A connection to `addr` whose first bytes have not been read.
 async fn connect(addr: SocketAddr) -> Host {
@@ -57,7 +58,7 @@ async fn accept_failing_for_want_of_descriptors_is_waited_out() {
         env: vec![("RUST_LOG".into(), "warn".into())],
         keep_stderr: true,
     };
-    let mut wsat = Wsat::launch(&launch, &["--max-modems", "100000"]);
+    let mut wsat = Wsat::launch(&launch, &["--max-modems", "100000", "--ready-on-open"]);
 
     // One connection at a time, each either a modem (its `ready` arrives)
     // or the one accept could not take (wsat logs the failure).
@@ -92,6 +93,7 @@ async fn accept_failing_for_want_of_descriptors_is_waited_out() {
     pending.expect(READY).await;
     answers(&mut pending).await;
     let mut fresh = wsat.host().await;
+    fresh.expect(READY).await;
     answers(&mut fresh).await;
     for host in &mut hosts {
         answers(host).await;
@@ -101,9 +103,11 @@ async fn accept_failing_for_want_of_descriptors_is_waited_out() {
 
 #[tokio::test]
 async fn past_max_modems_a_connection_gets_one_line_and_is_closed() {
-    let wsat = Wsat::start_with(&["--max-modems", "2"]);
+    let wsat = Wsat::start_with(&["--max-modems", "2", "--ready-on-open"]);
     let mut first = wsat.host().await;
+    first.expect(READY).await;
     let mut second = wsat.host().await;
+    second.expect(READY).await;
     let refusal = b"ERROR: too many modems (--max-modems 2)\r\n";
 
     let third = knock(wsat.addr).await;

@@ -811,6 +811,16 @@ impl Modem {
         link
     }
 
+    /// The host arrives after the boot (a new `--tcp` client: a module that
+    /// was running before the host opened its port): the boot's `ready` and
+    /// join reports went to nobody and are dropped, as a UART keeps nothing
+    /// for a host that is not listening (esp-at-tcpip.md §1.5). Call it right
+    /// after [`Modem::new`], before any input.
+    pub fn boot_unseen(&mut self) {
+        self.out.clear();
+        self.written = 0;
+    }
+
     /// A host opened the AT port (a pty's slave, for hosts that wait for
     /// `ready` after opening): `\r\nready\r\n`, as an unsolicited report,
     /// so it never lands inside a half-typed line. Nothing else changes.

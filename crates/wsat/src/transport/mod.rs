@@ -26,13 +26,16 @@ mod tty;
 use tty::{tty_stream, TtyReader, TtyWriter};
 
 /// Runs a modem on `(reader, writer)`, paced like a UART at `baud` when
-/// given (`AT+UART_CUR` then changes the pace).
+/// given (`AT+UART_CUR` then changes the pace). `late_host`: the host came
+/// after the modem's boot and does not see it (`Some(true)`: it gets a
+/// `ready` of its own), see [`wsat_proto::Modem::boot_unseen`].
 pub async fn run_port<R, W>(
     reader: R,
     writer: W,
     settings: Arc<Settings>,
     name: String,
     baud: Option<u32>,
+    late_host: Option<bool>,
 ) -> io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -40,6 +43,7 @@ where
 {
     let port = Port {
         name,
+        late_host,
         ..Port::default()
     };
     run_paced(reader, writer, settings, port, baud).await
@@ -106,7 +110,7 @@ pub async fn run_serial(device: &str, settings: Arc<Settings>, baud: u32) -> io:
         name: format!("serial {device}"),
         uart: Some(config),
         control: Some(Box::new(serial.control)),
-        opened: None,
+        ..Port::default()
     };
     run_modem_on(serial.reader, serial.writer, settings, port).await
 }

@@ -1808,6 +1808,19 @@ fn after_a_reset_the_boot_join_comes_later_and_a_station_command_cancels_it() {
 }
 
 #[test]
+fn a_host_that_comes_after_the_boot_sees_none_of_it() {
+    let mut sim = Sim::new();
+    sim.modem.boot_unseen();
+    assert_eq!(sim.host_read(), b"");
+    // The module is up and joined all the same.
+    sim.host_write(b"AT+CWSTATE?\r\n");
+    assert_eq!(
+        sim.host_read(),
+        b"AT+CWSTATE?\r\n+CWSTATE:2,\"wsat\"\r\n\r\nOK\r\n"
+    );
+}
+
+#[test]
 fn the_restart_delay_is_an_option() {
     let mut sim = Sim::with_options(ModemOptions {
         restart_delay_ms: 0,
