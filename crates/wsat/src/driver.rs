@@ -154,6 +154,21 @@ impl Platform for HostPlatform {
     }
 }
 
+/// The modem of a new port; [`Port::late_host`] says what its host sees of
+/// the boot. Not async: a `Modem` changed in the async fn that owns the
+/// driver would keep a second copy's room in its future (4 KiB a modem).
+fn new_modem(options: ModemOptions, settings: &Settings, late_host: Option<bool>) -> Modem {
+    let platform = Box::new(HostPlatform::new(settings.store.clone()));
+    let mut modem = Modem::new(options, platform, 0);
+    if let Some(greet) = late_host {
+        modem.boot_unseen();
+        if greet {
+            modem.host_opened(0);
+        }
+    }
+    modem
+}
+
 /// Runs a modem on the AT port `(reader, writer)`, with the port's line
 /// settings and their control, until the host closes it (EOF on `reader`);
 /// every link is dropped then.
@@ -178,17 +193,7 @@ where
     let trace = settings.tracer.as_ref().map(|t| t.modem(n, &port.name));
     let pcap = settings.pcap.as_ref().map(|p| p.modem(n));
     options.log_frames = trace.is_some() || tracing::enabled!(tracing::Level::DEBUG);
-    let mut modem = Modem::new(
-        options,
-        Box::new(HostPlatform::new(settings.store.clone())),
-        0,
-    );
-    if let Some(greet) = port.late_host {
-        modem.boot_unseen();
-        if greet {
-            modem.host_opened(0);
-        }
-    }
+    let modem = new_modem(options, &settings, port.late_host);
     let (connected_tx, connected) = mpsc::unbounded_channel();
     let (registration, requests) = match &settings.registry {
         Some(registry) => {

@@ -380,8 +380,9 @@ async fn serve_tcp(
             tracing::info!(%peer, "modem started");
             let name = format!("tcp {peer}");
             let late_host = Some(ready_on_open);
-            let run = transport::run_port(reader, writer, settings, name, baud, late_host);
-            if let Err(error) = run.await {
+            if let Err(error) =
+                transport::run_port(reader, writer, settings, name, baud, late_host).await
+            {
                 tracing::info!(%peer, %error, "modem ended");
             }
         }
