@@ -82,7 +82,7 @@ const COMMANDS: &[Command] = &[
         m.cmd_kept_number(f, KeptNumber::Sleep)
     }),
     cmd("+SYSRAM", QUERY, |m, _| {
-        // An ESP32-C3's heap after start-up (esp-at#804's AT+SYSRAM?).
+        // A module's heap after start-up, as esp-at#804 shows it (v3.2).
         m.info("SYSRAM", "166096,147832");
         Ok(Reply::Ok)
     }),
