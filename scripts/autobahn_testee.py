@@ -153,8 +153,8 @@ def main():
                 break
         # Keep draining stderr so the modem never blocks on it.
         threading.Thread(target=lambda: [None for _ in modem.stderr], daemon=True).start()
+        # A --tcp host finds its modem running: no `ready` to wait for.
         port = Port(int(line.rsplit(":", 1)[1]))
-        port.wait_for("ready")
         for line in ("ATE0", "AT+WSCFG=0,7200,7200,16384", "AT+WSDATAFMT=0,1,63"):
             if port.command(line) != "OK":
                 sys.exit("%s: ERROR" % line)
