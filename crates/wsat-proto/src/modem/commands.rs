@@ -303,11 +303,17 @@ impl Modem {
     /// After the `OK` of a reset: back to power-on state, input discarded
     /// until `ready` ([`ModemOptions::restart_delay_ms`] later).
     pub(super) fn restart(&mut self) {
+        self.restart_after(Some(self.options.restart_delay_ms));
+    }
+
+    /// [`Modem::restart`] with `ready` `delay` ms from now; `None`: only
+    /// after a hard reset.
+    fn restart_after(&mut self, delay: Option<u64>) {
         self.reset();
         // `ready` comes at the saved line settings.
         self.uart_reset();
         self.input = Input::Restarting {
-            until: Some(self.now.saturating_add(self.options.restart_delay_ms)),
+            until: delay.map(|delay| self.now.saturating_add(delay)),
         };
     }
 
@@ -320,10 +326,10 @@ impl Modem {
         let sleep = Args::parse(p, 1)?.int(0, 0..=i64::from(i32::MAX))? as u64;
         self.info_line(&[format!("{sleep}").as_bytes()]);
         self.ok();
-        self.restart();
-        if let Input::Restarting { until } = &mut self.input {
-            *until = (sleep > 0).then(|| until.unwrap_or(0).saturating_add(sleep));
-        }
+        // Waking up is a boot: the sleep, then a restart's delay.
+        self.restart_after(
+            (sleep > 0).then(|| sleep.saturating_add(self.options.restart_delay_ms)),
+        );
         Ok(Reply::Done)
     }
 
@@ -487,14 +493,18 @@ impl Modem {
 
     /// The module's clock: the host's, moved by `AT+SYSTIMESTAMP=`.
     fn unix_time(&self) -> i64 {
-        self.platform.unix_time().unwrap_or(0) + self.kept.clock_offset
+        self.host_time() + self.kept.clock_offset
+    }
+
+    fn host_time(&self) -> i64 {
+        self.platform.unix_time().unwrap_or(0)
     }
 
     fn cmd_systimestamp(&mut self, form: Form<'_>) -> Result<Reply, AtError> {
         match form {
             Form::Set(p) => {
                 let time = Args::parse(p, 1)?.int(0, 0..=i64::from(u32::MAX))?;
-                self.kept.clock_offset = time - self.platform.unix_time().unwrap_or(0);
+                self.kept.clock_offset = time - self.host_time();
             }
             _ => self.info("SYSTIMESTAMP", &format!("{}", self.unix_time())),
         }

@@ -617,7 +617,6 @@ enum Wait {
 
 /// What `AT+RST` keeps: the module's flash and its RTC clock. (`AT+CWAUTOCONN`
 /// is in flash too, but lives with the other kept numbers.)
-#[derive(Default)]
 struct Kept {
     /// The AP joined after `ready` while `AT+CWAUTOCONN` is 1, and by
     /// `AT+CWJAP` without parameters: [`WifiOptions::stored`] at start, then
